@@ -1,0 +1,65 @@
+# vigil — build, run and test on Debian 12. `make run` and `make test` install what they need.
+
+SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Build needs: libsystemd (journal, sd-bus), zlib (gzip), libyaml (configuration file).
+BUILD_PACKAGES := libsystemd-dev zlib1g-dev libyaml-dev pkg-config
+# Tests also start real components: Prometheus and promtool, node_exporter for side-by-side parity,
+# journald and journal-remote for the journal, systemd and dbus booted in a private namespace.
+TEST_PACKAGES := $(BUILD_PACKAGES) prometheus prometheus-node-exporter systemd systemd-journal-remote dbus \
+	util-linux iproute2 curl binutils
+
+ARGS ?=
+
+.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench clean
+
+define apt_install
+	@missing="$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+install-build-deps:
+	$(call apt_install,$(BUILD_PACKAGES))
+
+install-test-deps:
+	$(call apt_install,$(TEST_PACKAGES))
+
+build: install-build-deps
+	$(SWIFT) build
+
+# Release binary: static Swift runtime, stripped of nothing the operator needs.
+release: install-build-deps
+	$(SWIFT) build -c release --static-swift-stdlib
+
+# Runs the agent on :9100 (pass flags with ARGS="--web.listen-address=:9200 ...").
+run: release
+	./.build/release/vigil $(ARGS)
+
+# Unit tests, fixture tests and end-to-end tests against the real components.
+test: install-test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel --num-workers 2
+	$(MAKE) --no-print-directory check-foundation
+
+# Foundation (and with it ICU) must stay out of the binary: FoundationEssentials is fine.
+check-foundation:
+	@bin=.build/debug/vigil; [ -x $$bin ] || $(SWIFT) build --product vigil; \
+	if objdump -p $$bin | grep -E 'NEEDED +(libFoundation\.so|libFoundationInternationalization\.so|lib_FoundationICU\.so)'; then \
+		echo "error: $$bin links Foundation"; exit 1; \
+	fi; echo "check-foundation: no Foundation in $$bin"
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel Package.swift Sources collectors Tests
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources collectors Tests
+
+bench: release install-test-deps
+	cd Benchmarks && $(SWIFT) run -c release vigil-benchmarks
+
+clean:
+	rm -rf .build

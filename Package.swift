@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+
+let package = Package(
+    name: "vigil",
+    platforms: [.macOS(.v15)],  // only so that Mutex and Atomic compile on macOS
+    products: [
+        .executable(name: "vigil", targets: ["vigil"]),
+        .library(name: "VigilCore", targets: ["VigilCore"]),
+        .library(name: "Collectors", targets: ["Collectors"]),
+        .library(name: "VigilAgent", targets: ["VigilAgent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CYAML", providers: [.apt(["libyaml-dev"])]),
+        .target(name: "VigilCore", dependencies: ["CZlib", logging]),
+        .target(name: "Collectors", dependencies: ["VigilCore", "CSystemd", logging], path: "collectors"),
+        .target(
+            name: "VigilAgent",
+            dependencies: [
+                "VigilCore", "Collectors", "CYAML", logging, nioCore, nioPosix, nioHTTP1,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(name: "vigil", dependencies: ["VigilAgent"]),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
+        .testTarget(name: "CollectorsTests", dependencies: ["Collectors", "VigilCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "Collectors"]),
+    ]
+)
+
+let upcomingFeatures = ["ExistentialAny", "MemberImportVisibility", "InternalImportsByDefault"]
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + upcomingFeatures.map { .enableUpcomingFeature($0) }
+}

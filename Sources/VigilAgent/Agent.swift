@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Collectors
+public import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+public import VigilCore
+
+/// vigil's version, as `--version`, the landing page and `vigil_build_info` show it.
+public let vigilVersion = "0.1.0"
+
+let versionText = "vigil, version \(vigilVersion)\n"
+
+/// The assembled agent: collectors, scraper and HTTP endpoint, built from a configuration.
+public final class Agent: Sendable {
+    public let scraper: Scraper
+    let server: MetricsServer
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+    let configuration: LoadedConfiguration
+
+    /// Builds every component; configuration mistakes found on the way (a bad regex, include and
+    /// exclude both set) are all reported together.
+    public init(configuration: LoadedConfiguration, logger: Logger) throws(ConfigurationErrors) {
+        let settings = configuration.settings
+        let paths = PathRoots(
+            procfs: settings.string(AgentOption.procfs),
+            sysfs: settings.string(AgentOption.sysfs),
+            rootfs: settings.string(AgentOption.rootfs),
+            udevData: settings.string(AgentOption.udevData)
+        )
+        var entries: [Scraper.Entry] = []
+        var errors: [ConfigurationError] = []
+        let setup = CollectorSetup(settings: settings, paths: paths, logger: logger)
+        for descriptor in CollectorCatalog.all where settings.bool("collector.\(descriptor.name)") {
+            do {
+                entries.append(Scraper.Entry(name: descriptor.name, collector: try descriptor.make(setup)))
+            } catch let error as ConfigurationError {
+                errors.append(error)
+            } catch {
+                errors.append(settings.error("collector.\(descriptor.name)", "\(error)"))
+            }
+        }
+        guard errors.isEmpty else { throw ConfigurationErrors(errors: errors) }
+        self.scraper = Scraper(
+            entries: entries,
+            knownNames: Set(CollectorCatalog.all.map(\.name)),
+            paths: paths,
+            logger: logger,
+            timeout: settings.duration(AgentOption.collectorTimeout)
+        )
+        self.scraper.addSource(BuildInfo())
+        if !settings.bool(AgentOption.disableExporterMetrics) {
+            self.scraper.addSource(ProcessMetrics())
+        }
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.server = MetricsServer(
+            addresses: settings.strings(AgentOption.listenAddress).compactMap(ListenAddress.init),
+            telemetryPath: settings.string(AgentOption.telemetryPath),
+            maxRequests: settings.integer(AgentOption.maxRequests),
+            scraper: self.scraper,
+            group: self.group,
+            logger: logger
+        )
+        self.logger = logger
+        self.configuration = configuration
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+    public func run() async throws {
+        self.logger.info(
+            "Starting vigil",
+            metadata: ["version": "\(vigilVersion)", "collectors": "\(self.scraper.collectorNames.joined(separator: ","))"]
+        )
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: self.server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: self.logger
+            )
+        )
+        do {
+            try await group.run()
+        } catch {
+            try? await self.group.shutdownGracefully()
+            throw error
+        }
+        try await self.group.shutdownGracefully()
+    }
+
+    /// The addresses the endpoint listens on, once it does (for tests that bind port 0).
+    public func listeningPorts() async -> [Int] {
+        await self.server.listeningAddresses().compactMap(\.port)
+    }
+}
+
+/// The `vigil` command: parses the command line, then runs the agent or checks a configuration.
+/// Returns the process exit status.
+public func vigilMain(arguments: [String]) async -> Int32 {
+    let invocation: Invocation
+    do {
+        invocation = try ConfigurationLoader().invocation(arguments: arguments)
+    } catch {
+        for line in error.errors { printError("vigil: error: \(line)") }
+        return 1
+    }
+    switch invocation {
+    case .help(let text):
+        print(text, terminator: "")
+        return 0
+    case .version(let text):
+        print(text, terminator: "")
+        return 0
+    case .checkConfig(let configuration):
+        let logger = makeLogger(configuration.settings)
+        do {
+            _ = try Agent(configuration: configuration, logger: logger)
+        } catch {
+            for line in error.errors { printError("vigil: error: \(line)") }
+            return 1
+        }
+        for warning in configuration.warnings { printError("vigil: warning: \(warning)") }
+        print("\(configuration.file ?? "configuration"): OK")
+        return 0
+    case .run(let configuration):
+        let logger = makeLogger(configuration.settings)
+        for warning in configuration.warnings { logger.warning("\(warning)") }
+        do {
+            let agent = try Agent(configuration: configuration, logger: logger)
+            try await agent.run()
+            return 0
+        } catch let errors as ConfigurationErrors {
+            for line in errors.errors { printError("vigil: error: \(line)") }
+            return 1
+        } catch {
+            logger.critical("vigil stopped", metadata: ["err": "\(error)"])
+            return 1
+        }
+    }
+}
+
+func makeLogger(_ settings: Settings) -> Logger {
+    let level = LogLevelName(rawValue: settings.string(AgentOption.logLevel))?.level ?? .info
+    let format: LineLogHandler.Format = settings.string(AgentOption.logFormat) == "json" ? .json : .logfmt
+    return Logger(label: "vigil") { _ in LineLogHandler(level: level, format: format) }
+}
+
+private func printError(_ line: String) {
+    var text = line + "\n"
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}

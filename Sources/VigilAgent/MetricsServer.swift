@@ -1,0 +1,324 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import VigilCore
+
+/// A `--web.listen-address` value: `HOST:PORT`, `:PORT` (every address) or `[IPv6]:PORT`.
+struct ListenAddress: Equatable {
+    let host: String?
+    let port: Int
+
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? nil : host
+        self.port = port
+    }
+}
+
+/// Counts scrapes in flight and refuses those beyond the limit (node_exporter's `--web.max-requests`).
+final class RequestLimiter: Sendable {
+    let limit: Int
+    private let inFlight = Atomic<Int>(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    func tryAcquire() -> Bool {
+        let now = self.inFlight.wrappingAdd(1, ordering: .relaxed).newValue
+        if self.limit > 0 && now > self.limit {
+            self.inFlight.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func release() { self.inFlight.wrappingSubtract(1, ordering: .relaxed) }
+
+    var current: Int { self.inFlight.load(ordering: .relaxed) }
+}
+
+/// The HTTP endpoint: `/metrics` (or `--web.telemetry-path`), a landing page at `/`, and `/healthz`.
+final class MetricsServer: Service {
+    private let addresses: [ListenAddress]
+    private let telemetryPath: String
+    private let scraper: Scraper
+    private let limiter: RequestLimiter
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let boundAddresses = Mutex<[SocketAddress]>([])
+    private let ready = Mutex<[CheckedContinuation<[SocketAddress], Never>]>([])
+
+    init(
+        addresses: [ListenAddress],
+        telemetryPath: String,
+        maxRequests: Int,
+        scraper: Scraper,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) {
+        self.addresses = addresses
+        self.telemetryPath = telemetryPath
+        self.scraper = scraper
+        self.limiter = RequestLimiter(limit: maxRequests)
+        self.group = group
+        self.logger = logger
+    }
+
+    /// The addresses actually bound (port 0 resolves to a free port), once the server listens.
+    func listeningAddresses() async -> [SocketAddress] {
+        await withCheckedContinuation { continuation in
+            let bound: [SocketAddress]? = self.ready.withLock { waiters in
+                let bound = self.boundAddresses.withLock { $0 }
+                if bound.count == self.addresses.count { return bound }
+                waiters.append(continuation)
+                return nil
+            }
+            if let bound { continuation.resume(returning: bound) }
+        }
+    }
+
+    func run() async throws {
+        let routes = Routes(telemetryPath: self.telemetryPath, scraper: self.scraper, limiter: self.limiter, logger: self.logger)
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(routes: routes))
+                }
+            }
+        var channels: [any Channel] = []
+        do {
+            for address in self.addresses {
+                let channel = try await Self.bind(bootstrap, address)
+                channels.append(channel)
+                self.logger.info("Listening on", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            }
+        } catch {
+            for channel in channels { try? await channel.close() }
+            throw error
+        }
+        let listeners = channels
+        let bound = listeners.compactMap(\.localAddress)
+        self.boundAddresses.withLock { $0 = bound }
+        for waiter in self.ready.withLock({ waiters in defer { waiters = [] }; return waiters }) {
+            waiter.resume(returning: bound)
+        }
+        await withGracefulShutdownHandler {
+            for channel in listeners { try? await channel.closeFuture.get() }
+        } onGracefulShutdown: {
+            for channel in listeners { channel.close(promise: nil) }
+        }
+        // Let scrapes in flight finish (they are bounded by the collector timeout).
+        var waited = 0
+        while self.limiter.current > 0 && waited < 100 {
+            try? await Task.sleep(for: .milliseconds(50))
+            waited += 1
+        }
+    }
+
+    private static func bind(_ bootstrap: ServerBootstrap, _ address: ListenAddress) async throws -> any Channel {
+        if let host = address.host {
+            return try await bootstrap.bind(host: host, port: address.port).get()
+        }
+        // ":PORT" means every address; prefer a dual-stack IPv6 socket, as Go does.
+        do {
+            return try await bootstrap.bind(host: "::", port: address.port).get()
+        } catch {
+            return try await bootstrap.bind(host: "0.0.0.0", port: address.port).get()
+        }
+    }
+}
+
+/// What the endpoint serves, shared by all connections.
+struct Routes: Sendable {
+    let telemetryPath: String
+    let scraper: Scraper
+    let limiter: RequestLimiter
+    let logger: Logger
+
+    var landingPage: String {
+        """
+        <!DOCTYPE html>
+        <html>
+        <head><title>vigil</title></head>
+        <body>
+        <h1>vigil</h1>
+        <p>Host, container and systemd unit metrics for Prometheus; journal forwarding to Fluentd.</p>
+        <ul>
+        <li><a href="\(self.telemetryPath)">Metrics</a></li>
+        <li><a href="/healthz">Health</a></li>
+        </ul>
+        <p>Version \(vigilVersion)</p>
+        </body>
+        </html>
+
+        """
+    }
+}
+
+/// One HTTP/1.1 connection: routes each request and writes the response, keeping the connection alive
+/// when the client asks for it.
+private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let routes: Routes
+    private var request: HTTPRequestHead?
+
+    init(routes: Routes) {
+        self.routes = routes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.request = head
+        case .body:
+            break
+        case .end:
+            guard let head = self.request else { return }
+            self.request = nil
+            self.handle(head, context: context)
+        }
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let (path, query) = splitTarget(head.uri)
+        guard head.method == .GET || head.method == .HEAD else {
+            self.respond(context, head, status: .methodNotAllowed, contentType: "text/plain; charset=utf-8", body: Array("Method not allowed\n".utf8))
+            return
+        }
+        switch path {
+        case self.routes.telemetryPath:
+            self.serveMetrics(head, query: query, context: context)
+        case "/":
+            self.respond(context, head, status: .ok, contentType: "text/html; charset=utf-8", body: Array(self.routes.landingPage.utf8))
+        case "/healthz":
+            self.respond(context, head, status: .ok, contentType: "text/plain; charset=utf-8", body: Array("OK\n".utf8))
+        default:
+            self.respond(context, head, status: .notFound, contentType: "text/plain; charset=utf-8", body: Array("404 page not found\n".utf8))
+        }
+    }
+
+    private func serveMetrics(_ head: HTTPRequestHead, query: [(String, String)], context: ChannelHandlerContext) {
+        let routes = self.routes
+        guard routes.limiter.tryAcquire() else {
+            let message = "Limit of concurrent requests reached (\(routes.limiter.limit)), try again later.\n"
+            self.respond(context, head, status: .serviceUnavailable, contentType: "text/plain; charset=utf-8", body: Array(message.utf8))
+            return
+        }
+        let selection: [Int]
+        do {
+            selection = try routes.scraper.select(
+                collect: query.filter { $0.0 == "collect[]" }.map(\.1),
+                exclude: query.filter { $0.0 == "exclude[]" }.map(\.1)
+            )
+        } catch {
+            routes.limiter.release()
+            self.respond(context, head, status: .badRequest, contentType: "text/plain; charset=utf-8", body: Array("\(error.description)\n".utf8))
+            return
+        }
+        let format = ExpositionFormat.negotiate(accept: head.headers.first(name: "accept"))
+        let gzip = acceptsGzip(head.headers.first(name: "accept-encoding"))
+        // Prometheus tells how long it waits; answer a little before that.
+        let announced = head.headers.first(name: "x-prometheus-scrape-timeout-seconds").flatMap(Double.init)
+        let timeout = announced.map { Duration.milliseconds(Int64(max(0.1, $0 - 0.25) * 1000)) }
+        let promise = context.eventLoop.makePromise(of: Scraper.Output.self)
+        promise.completeWithTask {
+            await routes.scraper.scrape(format: format, selection: selection, timeout: timeout)
+        }
+        promise.futureResult.assumeIsolated().whenSuccess { output in
+            routes.limiter.release()
+            var body = output.bytes
+            var headers: [(String, String)] = []
+            if gzip {
+                body = Gzip.compress(output.bytes)
+                routes.scraper.recycle(output.bytes)
+                headers.append(("Content-Encoding", "gzip"))
+            }
+            self.respond(context, head, status: .ok, contentType: format.contentType, body: body, extraHeaders: headers)
+            if !gzip { routes.scraper.recycle(body) }
+        }
+    }
+
+    private func respond(
+        _ context: ChannelHandlerContext,
+        _ head: HTTPRequestHead,
+        status: HTTPResponseStatus,
+        contentType: String,
+        body: [UInt8],
+        extraHeaders: [(String, String)] = []
+    ) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: String(body.count))
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let response = HTTPResponseHead(version: head.version, status: status, headers: headers)
+        context.write(self.wrapOutboundOut(.head(response)), promise: nil)
+        if head.method != .HEAD {
+            let buffer = context.channel.allocator.buffer(bytes: body)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
+
+/// Splits a request target into its path and decoded query parameters.
+func splitTarget(_ uri: String) -> (path: String, query: [(String, String)]) {
+    guard let questionMark = uri.firstIndex(of: "?") else { return (uri, []) }
+    let path = String(uri[..<questionMark])
+    var query: [(String, String)] = []
+    for pair in uri[uri.index(after: questionMark)...].split(separator: "&") {
+        let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        let name = percentDecode(parts[0])
+        let value = parts.count > 1 ? percentDecode(parts[1]) : ""
+        query.append((name, value))
+    }
+    return (path, query)
+}
+
+private func percentDecode(_ text: Substring) -> String {
+    var bytes: [UInt8] = []
+    var utf8 = text.utf8[...]
+    while let byte = utf8.popFirst() {
+        if byte == UInt8(ascii: "+") {
+            bytes.append(UInt8(ascii: " "))
+        } else if byte == UInt8(ascii: "%"), utf8.count >= 2,
+            let value = ArraySlice(utf8.prefix(2)).parseHex()
+        {
+            bytes.append(UInt8(value))
+            utf8 = utf8.dropFirst(2)
+        } else {
+            bytes.append(byte)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Whether an `Accept-Encoding` header admits gzip (and does not refuse it with `q=0`).
+func acceptsGzip(_ header: String?) -> Bool {
+    guard let header else { return false }
+    for coding in header.split(separator: ",") {
+        let parts = coding.split(separator: ";").map { $0.trimmingSpaces() }
+        guard let name = parts.first, name == "gzip" || name == "*" else { continue }
+        if parts.dropFirst().contains(where: { $0 == "q=0" || $0 == "q=0.0" || $0 == "q=0.00" || $0 == "q=0.000" }) {
+            continue
+        }
+        return true
+    }
+    return false
+}

@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VigilCore
+
+/// `vigil_build_info`: the version this agent runs, for fleet-wide rollout dashboards.
+struct BuildInfo: MetricSource {
+    func write(into writer: inout MetricWriter) {
+        writer.family(
+            "vigil_build_info",
+            help: "A metric with a constant '1' value labeled by version and the Swift version vigil was built with.",
+            type: .gauge
+        )
+        writer.sample(1, ("version", vigilVersion), ("swiftversion", swiftVersion))
+    }
+}
+
+#if compiler(>=6.3)
+private let swiftVersion = "6.3"
+#elseif compiler(>=6.2)
+private let swiftVersion = "6.2"
+#else
+private let swiftVersion = "6.1"
+#endif
+
+/// The standard `process_*` families about vigil's own process (the names every Prometheus client
+/// library exports), so that the agent's footprint can be watched on every node.
+struct ProcessMetrics: MetricSource {
+    private let startTime: Double = {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }()
+    private let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+
+    func write(into writer: inout MetricWriter) {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        writer.family("process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.", type: .counter)
+        writer.sample(cpu)
+        if let statm = try? FileReader(capacity: 256).read("/proc/self/statm") {
+            var fields = statm.fields
+            let size = fields.next()?.parseUInt64()
+            let resident = fields.next()?.parseUInt64()
+            if let size, let resident {
+                writer.family("process_resident_memory_bytes", help: "Resident memory size in bytes.", type: .gauge)
+                writer.sample(Double(resident) * self.pageSize)
+                writer.family("process_virtual_memory_bytes", help: "Virtual memory size in bytes.", type: .gauge)
+                writer.sample(Double(size) * self.pageSize)
+            }
+        }
+        if let fds = try? FileSystem.entries(of: "/proc/self/fd") {
+            writer.family("process_open_fds", help: "Number of open file descriptors.", type: .gauge)
+            writer.sample(Double(fds.count - 1))  // minus the descriptor listing them
+        }
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            writer.family("process_max_fds", help: "Maximum number of open file descriptors.", type: .gauge)
+            writer.sample(Double(limit.rlim_cur))
+        }
+        writer.family(
+            "process_start_time_seconds",
+            help: "Start time of the process since unix epoch in seconds.",
+            type: .gauge
+        )
+        writer.sample(self.startTime)
+    }
+}

@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Threads for blocking work — file reads, `statfs`, sd-bus calls — kept off Swift's cooperative pool,
+/// which has one thread per core: two hung `statfs` calls would otherwise stall every task in the
+/// process.
+///
+/// A job that blocks forever parks only its own thread: when no thread is idle, the pool starts another,
+/// up to `maxThreads`. Threads above `keepThreads` exit after a minute without work.
+public final class BlockingPool: @unchecked Sendable {
+    // @unchecked: every mutable field below is guarded by `mutex`.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var jobs: [@Sendable () -> Void] = []
+    private var head = 0
+    private var threads = 0
+    private var idle = 0
+    private var stopping = false
+    private let maxThreads: Int
+    private let keepThreads: Int
+
+    /// The pool every part of the agent shares.
+    public static let shared = BlockingPool()
+
+    public init(maxThreads: Int = 64, keepThreads: Int = 2) {
+        self.maxThreads = maxThreads
+        self.keepThreads = keepThreads
+        pthread_mutex_init(self.mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(self.condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    /// Number of threads started and not yet exited (for vigil's own metrics and tests).
+    public var threadCount: Int {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        return self.threads
+    }
+
+    /// Runs `job` on a pool thread.
+    public func submit(_ job: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(self.mutex)
+        self.jobs.append(job)
+        let pending = self.jobs.count - self.head
+        let startThread = pending > self.idle && self.threads < self.maxThreads
+        if startThread { self.threads += 1 }
+        pthread_cond_signal(self.condition)
+        pthread_mutex_unlock(self.mutex)
+        if startThread { self.startThread() }
+    }
+
+    /// Runs `job` on a pool thread and waits for it until `deadline`; returns nil if it did not finish
+    /// in time (it keeps running, and its result is dropped).
+    public func run<T: Sendable>(deadline: ContinuousClock.Instant, _ job: @escaping @Sendable () -> T) -> T? {
+        let rendezvous = Rendezvous<T>()
+        self.submit { rendezvous.deliver(job()) }
+        return rendezvous.wait(until: deadline)
+    }
+
+    private func startThread() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        // Workers parse small files; 512 KiB of stack is plenty and keeps address space small.
+        pthread_attr_setstacksize(&attributes, 512 * 1024)
+        let result = pthread_create(
+            &thread,
+            &attributes,
+            { context in
+                let pool = Unmanaged<BlockingPool>.fromOpaque(context!).takeRetainedValue()
+                pool.work()
+                return nil
+            },
+            context
+        )
+        pthread_attr_destroy(&attributes)
+        if result != 0 {
+            Unmanaged<BlockingPool>.fromOpaque(context).release()
+            pthread_mutex_lock(self.mutex)
+            self.threads -= 1
+            pthread_mutex_unlock(self.mutex)
+        }
+    }
+
+    private func work() {
+        pthread_mutex_lock(self.mutex)
+        while true {
+            if self.head < self.jobs.count {
+                let job = self.jobs[self.head]
+                self.head += 1
+                if self.head == self.jobs.count {
+                    self.jobs.removeAll(keepingCapacity: true)
+                    self.head = 0
+                }
+                pthread_mutex_unlock(self.mutex)
+                job()
+                pthread_mutex_lock(self.mutex)
+                continue
+            }
+            self.idle += 1
+            var wake = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &wake)
+            wake.tv_sec += 60
+            let result = pthread_cond_timedwait(self.condition, self.mutex, &wake)
+            self.idle -= 1
+            if result == ETIMEDOUT && self.head == self.jobs.count && self.threads > self.keepThreads {
+                self.threads -= 1
+                pthread_mutex_unlock(self.mutex)
+                return
+            }
+        }
+    }
+}
+
+/// A one-shot hand-over of a value from a pool thread to a waiting thread, with a deadline.
+final class Rendezvous<T: Sendable>: @unchecked Sendable {
+    // @unchecked: `value` and `done` are guarded by `mutex`.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var value: T?
+    private var done = false
+
+    init() {
+        pthread_mutex_init(self.mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(self.condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(self.condition)
+        pthread_mutex_destroy(self.mutex)
+        self.condition.deallocate()
+        self.mutex.deallocate()
+    }
+
+    func deliver(_ value: T) {
+        pthread_mutex_lock(self.mutex)
+        self.value = value
+        self.done = true
+        pthread_cond_signal(self.condition)
+        pthread_mutex_unlock(self.mutex)
+    }
+
+    func wait(until deadline: ContinuousClock.Instant) -> T? {
+        let remaining = ContinuousClock.now.duration(to: deadline)
+        var wake = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &wake)
+        let (seconds, attoseconds) = max(remaining, .zero).components
+        var nanoseconds = Int(wake.tv_nsec) + Int(attoseconds / 1_000_000_000)
+        wake.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
+        nanoseconds %= 1_000_000_000
+        wake.tv_nsec = nanoseconds
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        while !self.done {
+            if pthread_cond_timedwait(self.condition, self.mutex, &wake) == ETIMEDOUT { break }
+        }
+        return self.value
+    }
+}

@@ -1,0 +1,192 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// An error reading a file or directory under /proc, /sys or the root file system.
+public struct FileError: Error, CustomStringConvertible, Equatable {
+    public let path: String
+    public let errno: Int32
+    public let operation: String
+
+    public init(path: String, errno: Int32, operation: String) {
+        self.path = path
+        self.errno = errno
+        self.operation = operation
+    }
+
+    /// The file does not exist (the source is absent on this host, or a process or container went away).
+    public var isNotFound: Bool { self.errno == ENOENT || self.errno == ESRCH || self.errno == ENOTDIR }
+
+    public var description: String {
+        "\(self.operation) \(self.path): \(String(cString: strerror(self.errno)))"
+    }
+}
+
+/// Reads pseudo-files into one reused buffer.
+///
+/// Kernel files report a size of 0, so the buffer grows as a read fills it. A reader belongs to one
+/// thread at a time (each scrape worker has its own); the slices it returns share its buffer, so a
+/// slice kept across the next read is copied on write rather than overwritten.
+public final class FileReader {
+    private var buffer: [UInt8]
+
+    public init(capacity: Int = 16384) {
+        self.buffer = [UInt8](repeating: 0, count: capacity)
+    }
+
+    /// Reads a whole file.
+    public func read(_ path: String) throws(FileError) -> ArraySlice<UInt8> {
+        let fd = try Self.open(path)
+        defer { close(fd) }
+        return try self.readAll(fd: fd, path: path)
+    }
+
+    /// Reads a whole file through a descriptor kept open across scrapes (`pread` at offset 0 makes
+    /// the kernel generate /proc files afresh, and saves the open and close).
+    public func read(_ file: KeptOpenFile) throws(FileError) -> ArraySlice<UInt8> {
+        let fd = try file.descriptor()
+        do {
+            return try self.readAll(fd: fd, path: file.path)
+        } catch {
+            file.reset()
+            throw error
+        }
+    }
+
+    /// Reads at most `limit` bytes with one `read(2)`: sysfs attributes whose drivers may answer
+    /// EAGAIN forever (hwmon) get one bounded attempt and no retry.
+    public func readAttribute(_ path: String, limit: Int = 4096) throws(FileError) -> ArraySlice<UInt8> {
+        let fd = try Self.open(path)
+        defer { close(fd) }
+        if self.buffer.count < limit { self.buffer = [UInt8](repeating: 0, count: limit) }
+        let count = self.buffer.withUnsafeMutableBytes { raw in
+            Glibc.read(fd, raw.baseAddress, limit)
+        }
+        guard count >= 0 else { throw FileError(path: path, errno: Glibc.errno, operation: "read") }
+        return self.buffer[0..<count]
+    }
+
+    /// Reads a one-line attribute and returns it without surrounding whitespace.
+    public func readTrimmed(_ path: String) throws(FileError) -> ArraySlice<UInt8> {
+        try self.readAttribute(path).trimmed()
+    }
+
+    /// Reads an attribute holding one unsigned decimal number, or nil when it holds something else.
+    public func readUInt64(_ path: String) throws(FileError) -> UInt64? {
+        try self.readTrimmed(path).parseUInt64()
+    }
+
+    private func readAll(fd: Int32, path: String) throws(FileError) -> ArraySlice<UInt8> {
+        var total = 0
+        while true {
+            if total == self.buffer.count {
+                self.buffer.append(contentsOf: repeatElement(0, count: self.buffer.count))
+            }
+            let count = self.buffer.withUnsafeMutableBytes { raw in
+                pread(fd, raw.baseAddress! + total, raw.count - total, off_t(total))
+            }
+            if count < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw FileError(path: path, errno: Glibc.errno, operation: "read")
+            }
+            if count == 0 { break }
+            total += count
+        }
+        return self.buffer[0..<total]
+    }
+
+    static func open(_ path: String) throws(FileError) -> Int32 {
+        while true {
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { return fd }
+            if Glibc.errno != EINTR { throw FileError(path: path, errno: Glibc.errno, operation: "open") }
+        }
+    }
+}
+
+/// A host-wide file (`/proc/stat`, `/proc/meminfo`, …) whose descriptor stays open between scrapes.
+public final class KeptOpenFile: Sendable {
+    public let path: String
+    private let fd = Mutex<Int32>(-1)
+
+    public init(_ path: String) {
+        self.path = path
+    }
+
+    deinit {
+        let fd = self.fd.withLock { $0 }
+        if fd >= 0 { close(fd) }
+    }
+
+    func descriptor() throws(FileError) -> Int32 {
+        try self.fd.withLock { (fd: inout Int32) throws(FileError) -> Int32 in
+            if fd < 0 { fd = try FileReader.open(self.path) }
+            return fd
+        }
+    }
+
+    /// Drops the descriptor after an error so that the next read opens the file again.
+    func reset() {
+        self.fd.withLock { fd in
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
+    }
+}
+
+/// Directory and metadata helpers that avoid Foundation.
+public enum FileSystem {
+    /// The names in a directory, without `.` and `..`, in directory order.
+    public static func entries(of path: String) throws(FileError) -> [String] {
+        guard let dir = opendir(path) else {
+            throw FileError(path: path, errno: Glibc.errno, operation: "opendir")
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let bytes = raw.bindMemory(to: CChar.self)
+                return String(cString: bytes.baseAddress!)
+            }
+            if name == "." || name == ".." { continue }
+            names.append(name)
+        }
+        return names
+    }
+
+    /// The names in a directory, sorted, or an empty list when the directory does not exist.
+    public static func sortedEntriesIfPresent(of path: String) throws(FileError) -> [String] {
+        do {
+            return try Self.entries(of: path).sorted()
+        } catch where error.isNotFound {
+            return []
+        }
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The target of a symbolic link.
+    public static func readLink(_ path: String) throws(FileError) -> String {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let count = readlink(path, &buffer, 4096)
+        guard count >= 0 else { throw FileError(path: path, errno: Glibc.errno, operation: "readlink") }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Modification time in seconds since the epoch.
+    public static func modificationTime(_ path: String) throws(FileError) -> Double {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw FileError(path: path, errno: Glibc.errno, operation: "stat") }
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+}

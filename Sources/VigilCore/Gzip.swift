@@ -1,0 +1,83 @@
+import CZlib
+
+/// gzip (RFC 1952) through the system's zlib: scrape responses for clients that accept it, and
+/// CompressedPackedForward entries.
+public enum Gzip {
+    /// Compresses `input` into one gzip member.
+    ///
+    /// - Parameter level: zlib level; 1 is much cheaper than the default and compresses exposition text
+    ///   almost as well.
+    public static func compress(_ input: [UInt8], level: Int32 = 1) -> [UInt8] {
+        var stream = z_stream()
+        // windowBits 15 + 16 selects the gzip wrapper.
+        let status = deflateInit2_(
+            &stream,
+            level,
+            Z_DEFLATED,
+            15 + 16,
+            8,
+            Z_DEFAULT_STRATEGY,
+            ZLIB_VERSION,
+            Int32(MemoryLayout<z_stream>.size)
+        )
+        precondition(status == Z_OK, "deflateInit2 failed: \(status)")
+        defer { deflateEnd(&stream) }
+        let bound = Int(deflateBound(&stream, uLong(input.count)))
+        var output = [UInt8](repeating: 0, count: bound)
+        let written = input.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { destination in
+                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+                stream.avail_in = uInt(source.count)
+                stream.next_out = destination.baseAddress
+                stream.avail_out = uInt(destination.count)
+                let result = deflate(&stream, Z_FINISH)
+                precondition(result == Z_STREAM_END, "deflate with a deflateBound buffer must finish: \(result)")
+                return destination.count - Int(stream.avail_out)
+            }
+        }
+        output.removeSubrange(written...)
+        return output
+    }
+
+    /// An error decompressing gzip data.
+    public struct DecompressionError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Decompresses gzip data, including several concatenated members; refuses output beyond `limit`.
+    public static func decompress(_ input: [UInt8], limit: Int = 256 << 20) throws(DecompressionError) -> [UInt8] {
+        var output: [UInt8] = []
+        var offset = 0
+        while offset < input.count {
+            var stream = z_stream()
+            guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                throw DecompressionError(description: "inflateInit2 failed")
+            }
+            defer { inflateEnd(&stream) }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            var status: Int32 = Z_OK
+            let consumed = input.withUnsafeBufferPointer { source -> Int in
+                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress! + offset)
+                stream.avail_in = uInt(source.count - offset)
+                repeat {
+                    let produced = chunk.withUnsafeMutableBufferPointer { destination -> Int in
+                        stream.next_out = destination.baseAddress
+                        stream.avail_out = uInt(destination.count)
+                        status = inflate(&stream, Z_NO_FLUSH)
+                        return destination.count - Int(stream.avail_out)
+                    }
+                    output.append(contentsOf: chunk[0..<produced])
+                    if output.count > limit { status = Z_MEM_ERROR }
+                } while status == Z_OK && (stream.avail_in > 0 || stream.avail_out == 0)
+                return source.count - offset - Int(stream.avail_in)
+            }
+            guard status == Z_STREAM_END else {
+                throw DecompressionError(
+                    description: output.count > limit ? "decompressed size exceeds \(limit) bytes" : "invalid gzip data (zlib status \(status))"
+                )
+            }
+            offset += consumed
+        }
+        return output
+    }
+}

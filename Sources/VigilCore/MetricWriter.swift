@@ -1,0 +1,253 @@
+/// The type of a metric family, as declared on its `# TYPE` line.
+public enum MetricType: Sendable {
+    case counter
+    case gauge
+    /// node_exporter exposes netstat, vmstat and a few others untyped; kept for dashboard parity.
+    case untyped
+    case histogram
+}
+
+/// The exposition formats vigil serves, chosen per request from the `Accept` header.
+public enum ExpositionFormat: Sendable, Equatable {
+    /// Prometheus text format 0.0.4.
+    case text
+    /// OpenMetrics text format 1.0.0.
+    case openMetrics
+
+    public var contentType: String {
+        switch self {
+        case .text: "text/plain; version=0.0.4; charset=utf-8"
+        case .openMetrics: "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        }
+    }
+
+    /// Picks the format a scraper asked for: OpenMetrics only when its `Accept` header names it
+    /// without refusing it (`q=0`), the classic text format otherwise.
+    public static func negotiate(accept: String?) -> ExpositionFormat {
+        guard let accept else { return .text }
+        for range in accept.split(separator: ",") {
+            let parts = range.split(separator: ";")
+            guard let mediaType = parts.first, mediaType.trimmingSpaces() == "application/openmetrics-text" else {
+                continue
+            }
+            let refused = parts.dropFirst().contains { parameter in
+                let p = parameter.trimmingSpaces()
+                return p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+            }
+            if !refused { return .openMetrics }
+        }
+        return .text
+    }
+}
+
+/// A value that can be written as a label value, escaped as the exposition formats require.
+public protocol LabelValue {
+    func appendEscapedLabelValue(to bytes: inout [UInt8])
+}
+
+/// Writes metric families straight into a byte buffer in the Prometheus text or OpenMetrics format.
+///
+/// A collector declares a family, then writes its samples:
+///
+///     writer.family("node_load1", help: "1m load average.", type: .gauge)
+///     writer.sample(0.42)
+///     writer.family("node_cpu_seconds_total", help: "…", type: .counter)
+///     writer.sample(123.4, ("cpu", "0"), ("mode", "user"))
+///
+/// Labels are given as (name, value) pairs; nothing is collected into intermediate arrays.
+public struct MetricWriter {
+    public let format: ExpositionFormat
+    public private(set) var bytes: [UInt8]
+    /// The current family's name, followed by the sample-name suffix being written.
+    private var name: [UInt8] = []
+    private var familyType: MetricType = .untyped
+
+    public init(format: ExpositionFormat, reusing buffer: [UInt8] = []) {
+        self.format = format
+        self.bytes = buffer
+        self.bytes.removeAll(keepingCapacity: true)
+        self.name.reserveCapacity(64)
+    }
+
+    /// Hands the buffer back (for reuse) and leaves the writer empty.
+    public mutating func takeBytes() -> [UInt8] {
+        var taken: [UInt8] = []
+        swap(&taken, &self.bytes)
+        return taken
+    }
+
+    /// Appends bytes that are already valid exposition text (another writer's output).
+    public mutating func append(contentsOf other: [UInt8]) {
+        self.bytes.append(contentsOf: other)
+    }
+
+    /// Starts a family: writes its `# HELP` and `# TYPE` lines.
+    ///
+    /// In OpenMetrics a counter's family name carries no `_total` (its samples do); a counter whose
+    /// name does not end in `_total` cannot be expressed there and is declared `unknown`.
+    public mutating func family(_ familyName: String, help: String, type: MetricType) {
+        self.familyType = type
+        self.name.removeAll(keepingCapacity: true)
+        self.name.append(contentsOf: familyName.utf8)
+        var declaredName = Substring(familyName)
+        var declaredType: String
+        switch (type, self.format) {
+        case (.counter, .text): declaredType = "counter"
+        case (.counter, .openMetrics):
+            if familyName.hasSuffix("_total") {
+                declaredName = familyName.dropLast(6)
+                declaredType = "counter"
+            } else {
+                declaredType = "unknown"
+            }
+        case (.gauge, _): declaredType = "gauge"
+        case (.untyped, .text): declaredType = "untyped"
+        case (.untyped, .openMetrics): declaredType = "unknown"
+        case (.histogram, _): declaredType = "histogram"
+        }
+        self.bytes.append(contentsOf: "# HELP ".utf8)
+        self.bytes.append(contentsOf: declaredName.utf8)
+        self.bytes.append(UInt8(ascii: " "))
+        Self.appendEscapedHelp(help, to: &self.bytes, format: self.format)
+        self.bytes.append(contentsOf: "\n# TYPE ".utf8)
+        self.bytes.append(contentsOf: declaredName.utf8)
+        self.bytes.append(UInt8(ascii: " "))
+        self.bytes.append(contentsOf: declaredType.utf8)
+        self.bytes.append(UInt8(ascii: "\n"))
+    }
+
+    /// Writes one sample of the current family.
+    public mutating func sample<each V: LabelValue>(_ value: Double, _ labels: repeat (StaticString, each V)) {
+        self.sample(suffix: "", value, repeat each labels)
+    }
+
+    /// Writes one sample whose name is the family name plus `suffix` (`_bucket`, `_sum`, `_count`).
+    public mutating func sample<each V: LabelValue>(
+        suffix: StaticString,
+        _ value: Double,
+        _ labels: repeat (StaticString, each V)
+    ) {
+        self.bytes.append(contentsOf: self.name)
+        suffix.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+        var first = true
+        for (labelName, labelValue) in repeat each labels {
+            self.bytes.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            first = false
+            labelName.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+            self.bytes.append(contentsOf: "=\"".utf8)
+            labelValue.appendEscapedLabelValue(to: &self.bytes)
+            self.bytes.append(UInt8(ascii: "\""))
+        }
+        if !first { self.bytes.append(UInt8(ascii: "}")) }
+        self.bytes.append(UInt8(ascii: " "))
+        appendFloat(value, to: &self.bytes)
+        self.bytes.append(UInt8(ascii: "\n"))
+    }
+
+    /// Writes a sample whose labels are only known at run time (textfile metrics, container labels).
+    public mutating func sample(_ value: Double, dynamicLabels: [(name: String, value: String)]) {
+        self.bytes.append(contentsOf: self.name)
+        for (index, label) in dynamicLabels.enumerated() {
+            self.bytes.append(index == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            self.bytes.append(contentsOf: label.name.utf8)
+            self.bytes.append(contentsOf: "=\"".utf8)
+            label.value.appendEscapedLabelValue(to: &self.bytes)
+            self.bytes.append(UInt8(ascii: "\""))
+        }
+        if !dynamicLabels.isEmpty { self.bytes.append(UInt8(ascii: "}")) }
+        self.bytes.append(UInt8(ascii: " "))
+        appendFloat(value, to: &self.bytes)
+        self.bytes.append(UInt8(ascii: "\n"))
+    }
+
+    /// Ends the exposition: OpenMetrics requires a final `# EOF` line.
+    public mutating func finish() {
+        if self.format == .openMetrics {
+            self.bytes.append(contentsOf: "# EOF\n".utf8)
+        }
+    }
+
+    private static func appendEscapedHelp(_ help: String, to bytes: inout [UInt8], format: ExpositionFormat) {
+        for byte in help.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
+            // OpenMetrics escapes double quotes in HELP too.
+            case UInt8(ascii: "\"") where format == .openMetrics: bytes.append(contentsOf: #"\""#.utf8)
+            default: bytes.append(byte)
+            }
+        }
+    }
+}
+
+@inline(__always)
+func appendEscaped(byte: UInt8, to bytes: inout [UInt8]) {
+    switch byte {
+    case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
+    case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
+    case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
+    default: bytes.append(byte)
+    }
+}
+
+extension String: LabelValue {
+    public func appendEscapedLabelValue(to bytes: inout [UInt8]) {
+        var copy = self
+        copy.withUTF8 { utf8 in
+            for byte in utf8 { appendEscaped(byte: byte, to: &bytes) }
+        }
+    }
+}
+
+extension Substring: LabelValue {
+    public func appendEscapedLabelValue(to bytes: inout [UInt8]) {
+        for byte in self.utf8 { appendEscaped(byte: byte, to: &bytes) }
+    }
+}
+
+extension ArraySlice: LabelValue where Element == UInt8 {
+    /// Bytes read from a file; invalid UTF-8 is replaced so that the output stays valid text.
+    public func appendEscapedLabelValue(to bytes: inout [UInt8]) {
+        if self.isValidUTF8 {
+            for byte in self { appendEscaped(byte: byte, to: &bytes) }
+        } else {
+            String(decoding: self, as: UTF8.self).appendEscapedLabelValue(to: &bytes)
+        }
+    }
+}
+
+extension Int: LabelValue {
+    public func appendEscapedLabelValue(to bytes: inout [UInt8]) {
+        appendDecimal(Int64(self), to: &bytes)
+    }
+}
+
+extension ArraySlice where Element == UInt8 {
+    var isValidUTF8: Bool {
+        var ascii = true
+        for byte in self where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return true }
+        var iterator = self.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
+    }
+}
+
+extension Substring {
+    /// The text without leading and trailing spaces and tabs.
+    public func trimmingSpaces() -> Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,394 @@
+public import Logging
+import Synchronization
+
+/// Metrics that live in memory (vigil's own counters, build info): written after the collectors, on
+/// every scrape, without blocking.
+public protocol MetricSource: Sendable {
+    func write(into writer: inout MetricWriter)
+}
+
+/// A request for a subset of collectors was wrong (node_exporter's `collect[]` / `exclude[]`).
+public struct CollectorSelectionError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+}
+
+/// Runs the enabled collectors for one scrape and assembles their output.
+///
+/// Collectors run on ``BlockingPool`` threads, a few at a time ("lanes": bounded concurrency towards
+/// sysfs, which has deadlocked kernels under parallel reads). A scrape has a deadline: whatever has
+/// not finished by then is reported as failed (`node_scrape_collector_success 0`) and left behind, so
+/// the scrape returns on time. A lane stuck in one collector for longer than the stall threshold is
+/// replaced, so one hung driver does not delay the collectors queued behind it. A collector whose
+/// abandoned run is still blocked is skipped (and reported failed) by later scrapes until that run
+/// returns: a hung mount parks one thread, not one per scrape.
+public final class Scraper: Sendable {
+    public struct Entry: Sendable {
+        public let name: String
+        public let collector: any Collector
+
+        public init(name: String, collector: any Collector) {
+            self.name = name
+            self.collector = collector
+        }
+    }
+
+    /// What one scrape produced.
+    public struct Output: Sendable {
+        public var bytes: [UInt8]
+        public let failedCollectors: [String]
+    }
+
+    let entries: [Entry]
+    private let knownNames: Set<String>
+    private let paths: PathRoots
+    private let pool: BlockingPool
+    private let logger: Logger
+    private let lanes: Int
+    private let stallThreshold: Duration
+    let timeout: Duration
+    private let abandoned: Mutex<[Int]>
+    private let buffers = Mutex<[[UInt8]]>([])
+    private let sources = Mutex<[any MetricSource]>([])
+
+    /// - Parameters:
+    ///   - entries: the enabled collectors.
+    ///   - knownNames: every collector name vigil has, enabled or not (for `collect[]` errors).
+    ///   - timeout: how long a scrape waits for its collectors at most.
+    public init(
+        entries: [Entry],
+        knownNames: Set<String>,
+        paths: PathRoots,
+        pool: BlockingPool = .shared,
+        logger: Logger,
+        lanes: Int = 2,
+        timeout: Duration = .seconds(5),
+        stallThreshold: Duration = .milliseconds(200)
+    ) {
+        self.entries = entries.sorted { $0.name < $1.name }
+        self.knownNames = knownNames
+        self.paths = paths
+        self.pool = pool
+        self.logger = logger
+        self.lanes = max(1, lanes)
+        self.timeout = timeout
+        self.stallThreshold = stallThreshold
+        self.abandoned = Mutex([Int](repeating: 0, count: entries.count))
+    }
+
+    /// The names of the enabled collectors, sorted.
+    public var collectorNames: [String] { self.entries.map(\.name) }
+
+    /// Adds in-memory metrics written on every scrape (vigil's own, the log pipeline's).
+    public func addSource(_ source: any MetricSource) {
+        self.sources.withLock { $0.append(source) }
+    }
+
+    /// Resolves `collect[]` / `exclude[]` query parameters into the collectors to run.
+    public func select(collect: [String], exclude: [String]) throws(CollectorSelectionError) -> [Int] {
+        if !collect.isEmpty && !exclude.isEmpty {
+            throw CollectorSelectionError(description: "Combined collect and exclude queries are not allowed.")
+        }
+        if collect.isEmpty && exclude.isEmpty { return Array(self.entries.indices) }
+        for name in collect + exclude {
+            guard self.knownNames.contains(name) else {
+                throw CollectorSelectionError(
+                    description:
+                        "Couldn't create filtered metrics handler: couldn't create collector: missing collector: \(name)"
+                )
+            }
+            guard self.entries.contains(where: { $0.name == name }) else {
+                throw CollectorSelectionError(
+                    description:
+                        "Couldn't create filtered metrics handler: couldn't create collector: disabled collector: \(name)"
+                )
+            }
+        }
+        if !collect.isEmpty {
+            let wanted = Set(collect)
+            return self.entries.indices.filter { wanted.contains(self.entries[$0].name) }
+        }
+        let unwanted = Set(exclude)
+        return self.entries.indices.filter { !unwanted.contains(self.entries[$0].name) }
+    }
+
+    /// Runs the selected collectors (all by default) and returns the exposition.
+    ///
+    /// - Parameter timeout: the scraper's own deadline for this scrape, if shorter than its default
+    ///   (Prometheus announces its scrape timeout in a request header).
+    public func scrape(
+        format: ExpositionFormat,
+        selection: [Int]? = nil,
+        timeout: Duration? = nil
+    ) async -> Output {
+        let started = ContinuousClock.now
+        let limit = min(timeout ?? self.timeout, self.timeout)
+        let run = ScrapeRun(order: selection ?? Array(self.entries.indices), deadline: started + limit)
+        if !run.order.isEmpty {
+            let lanes = min(self.lanes, run.order.count)
+            run.addLanes(lanes)
+            for _ in 0..<lanes { self.startLane(run, format: format) }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await run.waitUntilFinished() }
+                group.addTask { await self.watch(run, format: format) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        return self.assemble(run, format: format)
+    }
+
+    private func startLane(_ run: ScrapeRun, format: ExpositionFormat) {
+        self.pool.submit { self.lane(run, format: format) }
+    }
+
+    /// One lane: claims collectors in turn and runs them.
+    private func lane(_ run: ScrapeRun, format: ExpositionFormat) {
+        let reader = FileReader()
+        let shared = run.shared
+        while let position = run.claim() {
+            let index = run.order[position]
+            let entry = self.entries[index]
+            if self.abandoned.withLock({ $0[index] > 0 }) {
+                self.logger.warning(
+                    "collector is still blocked in an earlier scrape; skipping it",
+                    metadata: ["collector": "\(entry.name)"]
+                )
+                run.complete(position, outcome: ScrapeRun.Outcome(bytes: [], seconds: 0, success: false))
+                continue
+            }
+            var writer = MetricWriter(format: format, reusing: self.takeBuffer())
+            let context = ScrapeContext(
+                paths: self.paths,
+                reader: reader,
+                deadline: run.deadline,
+                shared: shared,
+                logger: self.logger,
+                pool: self.pool
+            )
+            let start = ContinuousClock.now
+            var success = true
+            do {
+                try entry.collector.collect(into: &writer, context: context)
+                if !context.failures.isEmpty {
+                    success = false
+                    for failure in context.failures {
+                        self.logger.error("collector failed", metadata: ["collector": "\(entry.name)", "err": "\(failure)"])
+                    }
+                }
+            } catch let error as FileError where error.isNotFound {
+                success = false
+                self.logger.debug("collector returned no data", metadata: ["collector": "\(entry.name)", "err": "\(error)"])
+            } catch CollectorError.noData(let reason) {
+                success = false
+                self.logger.debug("collector returned no data", metadata: ["collector": "\(entry.name)", "err": "\(reason)"])
+            } catch {
+                success = false
+                self.logger.error("collector failed", metadata: ["collector": "\(entry.name)", "err": "\(error)"])
+            }
+            let elapsed = start.duration(to: .now)
+            let outcome = ScrapeRun.Outcome(bytes: writer.takeBytes(), seconds: elapsed.seconds, success: success)
+            if let late = run.complete(position, outcome: outcome) {
+                // The scrape gave up on this collector; it has returned now.
+                self.abandoned.withLock { $0[index] -= 1 }
+                self.recycle(late.bytes)
+                self.logger.warning(
+                    "collector returned after its scrape had given up on it",
+                    metadata: ["collector": "\(entry.name)", "duration_seconds": "\(elapsed.seconds)"]
+                )
+            }
+        }
+        run.laneEnded()
+    }
+
+    /// Replaces stalled lanes, and at the deadline gives up on whatever is still running.
+    private func watch(_ run: ScrapeRun, format: ExpositionFormat) async {
+        while true {
+            let wake = min(run.deadline, ContinuousClock.now + self.stallThreshold)
+            do {
+                try await Task.sleep(until: wake, clock: .continuous)
+            } catch {
+                return  // the scrape finished
+            }
+            if ContinuousClock.now >= run.deadline {
+                for position in run.finishAtDeadline() {
+                    let index = run.order[position]
+                    self.abandoned.withLock { $0[index] += 1 }
+                    self.logger.warning(
+                        "collector did not finish before the scrape deadline; its series are missing from this scrape",
+                        metadata: ["collector": "\(self.entries[index].name)"]
+                    )
+                }
+                return
+            }
+            let extra = run.lanesToAdd(wanted: self.lanes, stalledAfter: self.stallThreshold)
+            for _ in 0..<extra { self.startLane(run, format: format) }
+        }
+    }
+
+    private func assemble(_ run: ScrapeRun, format: ExpositionFormat) -> Output {
+        let outcomes = run.finalOutcomes()
+        var writer = MetricWriter(format: format, reusing: self.takeBuffer())
+        var failed: [String] = []
+        for outcome in outcomes {
+            writer.append(contentsOf: outcome.bytes)
+            self.recycle(outcome.bytes)
+        }
+        writer.family(
+            "node_scrape_collector_duration_seconds",
+            help: "node_exporter: Duration of a collector scrape.",
+            type: .gauge
+        )
+        for (position, outcome) in outcomes.enumerated() {
+            writer.sample(outcome.seconds, ("collector", self.entries[run.order[position]].name))
+        }
+        writer.family(
+            "node_scrape_collector_success",
+            help: "node_exporter: Whether a collector succeeded.",
+            type: .gauge
+        )
+        for (position, outcome) in outcomes.enumerated() {
+            let name = self.entries[run.order[position]].name
+            writer.sample(outcome.success ? 1 : 0, ("collector", name))
+            if !outcome.success { failed.append(name) }
+        }
+        for source in self.sources.withLock({ $0 }) {
+            source.write(into: &writer)
+        }
+        writer.finish()
+        return Output(bytes: writer.takeBytes(), failedCollectors: failed)
+    }
+
+    /// Returns a scrape's response buffer for reuse once it has been sent.
+    public func recycle(_ buffer: [UInt8]) {
+        guard buffer.capacity > 0 else { return }
+        self.buffers.withLock { buffers in
+            if buffers.count < 64 { buffers.append(buffer) }
+        }
+    }
+
+    private func takeBuffer() -> [UInt8] {
+        self.buffers.withLock { $0.popLast() } ?? []
+    }
+}
+
+/// The state of one scrape, shared by its lanes and its watchdog.
+final class ScrapeRun: Sendable {
+    struct Outcome: Sendable {
+        var bytes: [UInt8]
+        var seconds: Double
+        var success: Bool
+    }
+
+    private struct State {
+        var next = 0
+        var outcomes: [Outcome?]
+        var started: [Int: ContinuousClock.Instant] = [:]
+        var activeLanes = 0
+        var finished = false
+        var remaining: Int
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    let order: [Int]
+    let deadline: ContinuousClock.Instant
+    let shared = ScrapeShared()
+    private let state: Mutex<State>
+
+    init(order: [Int], deadline: ContinuousClock.Instant) {
+        self.order = order
+        self.deadline = deadline
+        self.state = Mutex(State(outcomes: Array(repeating: nil, count: order.count), remaining: order.count))
+    }
+
+    func addLanes(_ count: Int) {
+        self.state.withLock { $0.activeLanes += count }
+    }
+
+    func laneEnded() {
+        self.state.withLock { $0.activeLanes -= 1 }
+    }
+
+    /// The next collector position to run, or nil when none is left or the scrape is over.
+    func claim() -> Int? {
+        self.state.withLock { state in
+            guard !state.finished, state.next < self.order.count else { return nil }
+            let position = state.next
+            state.next += 1
+            state.started[position] = .now
+            return position
+        }
+    }
+
+    /// Records a collector's outcome. Returns it back when the scrape had already given up on it.
+    @discardableResult
+    func complete(_ position: Int, outcome: Outcome) -> Outcome? {
+        let (late, waiter) = self.state.withLock { state -> (Outcome?, CheckedContinuation<Void, Never>?) in
+            state.started.removeValue(forKey: position)
+            guard !state.finished else { return (outcome, nil) }
+            state.outcomes[position] = outcome
+            state.remaining -= 1
+            guard state.remaining == 0 else { return (nil, nil) }
+            state.finished = true
+            let waiter = state.waiter
+            state.waiter = nil
+            return (nil, waiter)
+        }
+        waiter?.resume()
+        return late
+    }
+
+    func waitUntilFinished() async {
+        await withCheckedContinuation { continuation in
+            let finished = self.state.withLock { state in
+                if state.finished { return true }
+                state.waiter = continuation
+                return false
+            }
+            if finished { continuation.resume() }
+        }
+    }
+
+    /// How many lanes to start so that `wanted` lanes make progress while others are stuck.
+    func lanesToAdd(wanted: Int, stalledAfter threshold: Duration) -> Int {
+        self.state.withLock { state in
+            guard !state.finished, state.next < self.order.count else { return 0 }
+            let now = ContinuousClock.now
+            let stalled = state.started.values.filter { $0.duration(to: now) >= threshold }.count
+            let progressing = state.activeLanes - stalled
+            let extra = max(0, min(wanted - progressing, self.order.count - state.next))
+            state.activeLanes += extra
+            return extra
+        }
+    }
+
+    /// Gives up at the deadline: unfinished collectors fail. Returns the positions still running.
+    func finishAtDeadline() -> [Int] {
+        let (running, waiter) = self.state.withLock { state -> ([Int], CheckedContinuation<Void, Never>?) in
+            guard !state.finished else { return ([], nil) }
+            state.finished = true
+            let now = ContinuousClock.now
+            let running = Array(state.started.keys)
+            for position in state.outcomes.indices where state.outcomes[position] == nil {
+                let seconds = state.started[position].map { $0.duration(to: now).seconds } ?? 0
+                state.outcomes[position] = Outcome(bytes: [], seconds: seconds, success: false)
+            }
+            let waiter = state.waiter
+            state.waiter = nil
+            return (running, waiter)
+        }
+        waiter?.resume()
+        return running
+    }
+
+    func finalOutcomes() -> [Outcome] {
+        self.state.withLock { state in state.outcomes.map { $0 ?? Outcome(bytes: [], seconds: 0, success: false) } }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a Double.
+    public var seconds: Double {
+        let (seconds, attoseconds) = self.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

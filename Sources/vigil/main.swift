@@ -1,0 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VigilAgent
+
+exit(await vigilMain(arguments: Array(CommandLine.arguments.dropFirst())))

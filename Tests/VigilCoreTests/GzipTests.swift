@@ -1,0 +1,19 @@
+import Testing
+import VigilCore
+
+@Suite struct GzipTests {
+    @Test func roundTripsAndConcatenatedMembers() throws {
+        let text = Array(String(repeating: "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1234.5\n", count: 500).utf8)
+        let compressed = Gzip.compress(text)
+        #expect(compressed.count < text.count / 10)
+        #expect(compressed.prefix(2) == [0x1F, 0x8B])
+        #expect(try Gzip.decompress(compressed) == text)
+        #expect(try Gzip.decompress(compressed + Gzip.compress(Array("tail".utf8))) == text + Array("tail".utf8))
+    }
+
+    @Test func refusesGarbageAndBombs() {
+        #expect(throws: Gzip.DecompressionError.self) { try Gzip.decompress([1, 2, 3, 4]) }
+        let bomb = Gzip.compress([UInt8](repeating: 0, count: 1 << 20))
+        #expect(throws: Gzip.DecompressionError.self) { try Gzip.decompress(bomb, limit: 1000) }
+    }
+}

@@ -1,0 +1,15 @@
+public import VigilCore
+
+/// Every collector vigil has, in one place: its name, whether it runs by default, its options and its
+/// factory. The command line, the configuration file and `collect[]` all resolve names against this list.
+public enum CollectorCatalog {
+    public static let all: [CollectorDescriptor] = [
+        LoadavgCollector.descriptor,
+        MeminfoCollector.descriptor,
+    ]
+
+    /// Every collector option (besides the on/off switches), for the command line and the file.
+    public static var options: [OptionSpec] {
+        all.flatMap { [$0.enableOption] + $0.options }
+    }
+}
