@@ -26,10 +26,11 @@ let package = Package(
         .systemLibrary(name: "CYAML", providers: [.apt(["libyaml-dev"])]),
         .target(name: "VigilCore", dependencies: ["CZlib", logging]),
         .target(name: "Collectors", dependencies: ["VigilCore", "CSystemd", logging], path: "collectors"),
+        .target(name: "VigilForward", dependencies: ["VigilCore", logging]),
         .target(
             name: "VigilAgent",
             dependencies: [
-                "VigilCore", "Collectors", "CYAML", logging, nioCore, nioPosix, nioHTTP1,
+                "VigilCore", "Collectors", "VigilForward", "CYAML", logging, nioCore, nioPosix, nioHTTP1,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
@@ -37,6 +38,7 @@ let package = Package(
         .executableTarget(name: "vigil", dependencies: ["VigilAgent"]),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "CollectorsTests", dependencies: ["Collectors", "VigilCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "VigilForwardTests", dependencies: ["VigilForward"]),
         .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "Collectors"]),
     ]
 )

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Collectors
 public import Logging
 import NIOCore
@@ -8,6 +5,10 @@ import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 public import VigilCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// vigil's version, as `--version`, the landing page and `vigil_build_info` show it.
 public let vigilVersion = "0.1.0"
@@ -73,7 +74,9 @@ public final class Agent: Sendable {
     public func run() async throws {
         self.logger.info(
             "Starting vigil",
-            metadata: ["version": "\(vigilVersion)", "collectors": "\(self.scraper.collectorNames.joined(separator: ","))"]
+            metadata: [
+                "version": "\(vigilVersion)", "collectors": "\(self.scraper.collectorNames.joined(separator: ","))",
+            ]
         )
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -51,9 +51,17 @@ enum AgentOption {
             help:
                 "How long a scrape waits for its collectors; a collector still running then is reported failed. Prometheus' scrape timeout header lowers it."
         ),
-        OptionSpec(logLevel, .string("info"), help: "Only log messages with the given severity or above: debug, info, warn, error."),
+        OptionSpec(
+            logLevel,
+            .string("info"),
+            help: "Only log messages with the given severity or above: debug, info, warn, error."
+        ),
         OptionSpec(logFormat, .string("logfmt"), help: "Output format of log messages: logfmt or json."),
-        OptionSpec(gomaxprocs, .integer(1), help: "Accepted for node_exporter compatibility; vigil sizes its threads itself."),
+        OptionSpec(
+            gomaxprocs,
+            .integer(1),
+            help: "Accepted for node_exporter compatibility; vigil sizes its threads itself."
+        ),
     ]
 
     /// Every setting vigil declares: the agent's and every collector's.

@@ -1,7 +1,8 @@
+public import VigilCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-public import VigilCore
 
 /// Several configuration mistakes, reported together.
 public struct ConfigurationErrors: Error, CustomStringConvertible {
@@ -65,7 +66,11 @@ public struct ConfigurationLoader {
             arguments = arguments.dropFirst()
             guard let file = arguments.first, !file.hasPrefix("-") else {
                 throw ConfigurationErrors(errors: [
-                    ConfigurationError(origin: .commandLine, key: "check-config", reason: "expects the configuration file to check: vigil check-config FILE")
+                    ConfigurationError(
+                        origin: .commandLine,
+                        key: "check-config",
+                        reason: "expects the configuration file to check: vigil check-config FILE"
+                    )
                 ])
             }
             checkConfigFile = file
@@ -121,7 +126,8 @@ public struct ConfigurationLoader {
         arguments: inout ArraySlice<String>,
         warnings: inout [String]
     ) throws(ConfigurationError) -> Assignment? {
-        if name.hasPrefix("no-"), let spec = self.specsByName[String(name.dropFirst(3))], case .bool = spec.defaultValue {
+        if name.hasPrefix("no-"), let spec = self.specsByName[String(name.dropFirst(3))], case .bool = spec.defaultValue
+        {
             guard inlineValue == nil else {
                 throw ConfigurationError(origin: .commandLine, key: name, reason: "takes no value")
             }
@@ -131,7 +137,11 @@ public struct ConfigurationLoader {
             if case .bool = spec.defaultValue {
                 guard let inlineValue else { return Assignment(name: spec.name, value: .bool(true)) }
                 guard let value = parseBool(inlineValue) else {
-                    throw ConfigurationError(origin: .commandLine, key: name, reason: "expects true or false, got \"\(inlineValue)\"")
+                    throw ConfigurationError(
+                        origin: .commandLine,
+                        key: name,
+                        reason: "expects true or false, got \"\(inlineValue)\""
+                    )
                 }
                 return Assignment(name: spec.name, value: .bool(value))
             }
@@ -144,7 +154,9 @@ public struct ConfigurationLoader {
             return Assignment(name: spec.name, value: value)
         }
         // node_exporter flags vigil does not implement are accepted, so that its units keep working.
-        let collectorName = name.hasPrefix("no-collector.") ? String(name.dropFirst(13)) : name.hasPrefix("collector.") ? String(name.dropFirst(10)) : nil
+        let collectorName =
+            name.hasPrefix("no-collector.")
+            ? String(name.dropFirst(13)) : name.hasPrefix("collector.") ? String(name.dropFirst(10)) : nil
         if let collectorName, NodeExporterCompatibility.collectors.contains(collectorName) {
             if !name.hasPrefix("no-") {
                 warnings.append("vigil has no \(collectorName) collector; --\(name) is ignored")
@@ -181,11 +193,25 @@ public struct ConfigurationLoader {
                 let document = try parseYAML(bytes)
                 self.apply(document, file: fileName, to: &settings, sections: &configuration.sections, errors: &errors)
             } catch let error as FileError {
-                errors.append(ConfigurationError(origin: .file(path: fileName, line: 0), key: "config.file", reason: "cannot read the file: \(error)"))
+                errors.append(
+                    ConfigurationError(
+                        origin: .file(path: fileName, line: 0),
+                        key: "config.file",
+                        reason: "cannot read the file: \(error)"
+                    )
+                )
             } catch let error as YAMLError {
-                errors.append(ConfigurationError(origin: .file(path: fileName, line: error.line), key: "(syntax)", reason: error.reason))
+                errors.append(
+                    ConfigurationError(
+                        origin: .file(path: fileName, line: error.line),
+                        key: "(syntax)",
+                        reason: error.reason
+                    )
+                )
             } catch {
-                errors.append(ConfigurationError(origin: .file(path: fileName, line: 0), key: "config.file", reason: "\(error)"))
+                errors.append(
+                    ConfigurationError(origin: .file(path: fileName, line: 0), key: "config.file", reason: "\(error)")
+                )
             }
         }
         // Repeated list flags on the command line replace the file's list; they do not extend it.
@@ -221,7 +247,13 @@ public struct ConfigurationLoader {
     ) {
         guard case .mapping(let entries, _) = document else {
             if !document.isNull {
-                errors.append(ConfigurationError(origin: .file(path: file, line: document.line), key: "(document)", reason: "expected a mapping of settings, found \(document.kindDescription)"))
+                errors.append(
+                    ConfigurationError(
+                        origin: .file(path: file, line: document.line),
+                        key: "(document)",
+                        reason: "expected a mapping of settings, found \(document.kindDescription)"
+                    )
+                )
             }
             return
         }
@@ -240,7 +272,13 @@ public struct ConfigurationLoader {
                         continue
                     }
                     if name == AgentOption.configFile {
-                        errors.append(ConfigurationError(origin: origin, key: name, reason: "can only be given on the command line"))
+                        errors.append(
+                            ConfigurationError(
+                                origin: origin,
+                                key: name,
+                                reason: "can only be given on the command line"
+                            )
+                        )
                         continue
                     }
                     do {
@@ -257,7 +295,9 @@ public struct ConfigurationLoader {
                     walk(children, prefix: name)
                     continue
                 }
-                errors.append(ConfigurationError(origin: origin, key: name, reason: "unknown key\(self.suggestion(for: name))"))
+                errors.append(
+                    ConfigurationError(origin: origin, key: name, reason: "unknown key\(self.suggestion(for: name))")
+                )
             }
         }
         walk(entries, prefix: "")
@@ -319,7 +359,8 @@ public struct ConfigurationLoader {
             switch spec.defaultValue {
             case .bool(let value): if value { line = "      --[no-]\(spec.name)" }
             case .string(let value), .regex(let value): line += "=\"\(value)\""
-            case .strings(let values): line += values.isEmpty ? "=..." : values.map { "=\"\($0)\"" }.joined(separator: " ")
+            case .strings(let values):
+                line += values.isEmpty ? "=..." : values.map { "=\"\($0)\"" }.joined(separator: " ")
             case .duration(let value): line += "=\(formatDuration(value))"
             case .integer(let value): line += "=\(value)"
             }
@@ -356,7 +397,9 @@ private func convertText(
         }
         return .regex(text)
     case .duration:
-        guard let value = parseDuration(text) else { throw error("expects a duration such as 5s or 1m30s, got \"\(text)\"") }
+        guard let value = parseDuration(text) else {
+            throw error("expects a duration such as 5s or 1m30s, got \"\(text)\"")
+        }
         return .duration(value)
     case .integer:
         guard let value = Int(text) else { throw error("expects an integer, got \"\(text)\"") }

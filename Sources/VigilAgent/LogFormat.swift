@@ -1,8 +1,9 @@
+public import Logging
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-public import Logging
-import Synchronization
 
 /// `--log.level` values, node_exporter's names.
 enum LogLevelName: String {
@@ -90,7 +91,8 @@ private func timestamp() -> String {
 }
 
 private func logfmtValue(_ value: String) -> String {
-    let needsQuotes = value.isEmpty || value.utf8.contains { $0 <= 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") }
+    let needsQuotes =
+        value.isEmpty || value.utf8.contains { $0 <= 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") }
     guard needsQuotes else { return value }
     return jsonString(value)
 }

@@ -84,7 +84,12 @@ final class MetricsServer: Service {
     }
 
     func run() async throws {
-        let routes = Routes(telemetryPath: self.telemetryPath, scraper: self.scraper, limiter: self.limiter, logger: self.logger)
+        let routes = Routes(
+            telemetryPath: self.telemetryPath,
+            scraper: self.scraper,
+            limiter: self.limiter,
+            logger: self.logger
+        )
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -100,7 +105,10 @@ final class MetricsServer: Service {
             for address in self.addresses {
                 let channel = try await Self.bind(bootstrap, address)
                 channels.append(channel)
-                self.logger.info("Listening on", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                self.logger.info(
+                    "Listening on",
+                    metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"]
+                )
             }
         } catch {
             for channel in channels { try? await channel.close() }
@@ -109,7 +117,10 @@ final class MetricsServer: Service {
         let listeners = channels
         let bound = listeners.compactMap(\.localAddress)
         self.boundAddresses.withLock { $0 = bound }
-        for waiter in self.ready.withLock({ waiters in defer { waiters = [] }; return waiters }) {
+        for waiter in self.ready.withLock({ waiters in
+            defer { waiters = [] }
+            return waiters
+        }) {
             waiter.resume(returning: bound)
         }
         await withGracefulShutdownHandler {
@@ -194,18 +205,36 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let (path, query) = splitTarget(head.uri)
         guard head.method == .GET || head.method == .HEAD else {
-            self.respond(context, head, status: .methodNotAllowed, contentType: "text/plain; charset=utf-8", body: Array("Method not allowed\n".utf8))
+            self.respond(
+                context,
+                head,
+                status: .methodNotAllowed,
+                contentType: "text/plain; charset=utf-8",
+                body: Array("Method not allowed\n".utf8)
+            )
             return
         }
         switch path {
         case self.routes.telemetryPath:
             self.serveMetrics(head, query: query, context: context)
         case "/":
-            self.respond(context, head, status: .ok, contentType: "text/html; charset=utf-8", body: Array(self.routes.landingPage.utf8))
+            self.respond(
+                context,
+                head,
+                status: .ok,
+                contentType: "text/html; charset=utf-8",
+                body: Array(self.routes.landingPage.utf8)
+            )
         case "/healthz":
             self.respond(context, head, status: .ok, contentType: "text/plain; charset=utf-8", body: Array("OK\n".utf8))
         default:
-            self.respond(context, head, status: .notFound, contentType: "text/plain; charset=utf-8", body: Array("404 page not found\n".utf8))
+            self.respond(
+                context,
+                head,
+                status: .notFound,
+                contentType: "text/plain; charset=utf-8",
+                body: Array("404 page not found\n".utf8)
+            )
         }
     }
 
@@ -213,7 +242,13 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         let routes = self.routes
         guard routes.limiter.tryAcquire() else {
             let message = "Limit of concurrent requests reached (\(routes.limiter.limit)), try again later.\n"
-            self.respond(context, head, status: .serviceUnavailable, contentType: "text/plain; charset=utf-8", body: Array(message.utf8))
+            self.respond(
+                context,
+                head,
+                status: .serviceUnavailable,
+                contentType: "text/plain; charset=utf-8",
+                body: Array(message.utf8)
+            )
             return
         }
         let selection: [Int]
@@ -224,7 +259,13 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             )
         } catch {
             routes.limiter.release()
-            self.respond(context, head, status: .badRequest, contentType: "text/plain; charset=utf-8", body: Array("\(error.description)\n".utf8))
+            self.respond(
+                context,
+                head,
+                status: .badRequest,
+                contentType: "text/plain; charset=utf-8",
+                body: Array("\(error.description)\n".utf8)
+            )
             return
         }
         let format = ExpositionFormat.negotiate(accept: head.headers.first(name: "accept"))

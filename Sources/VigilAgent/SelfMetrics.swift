@@ -1,7 +1,8 @@
+import VigilCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import VigilCore
 
 /// `vigil_build_info`: the version this agent runs, for fleet-wide rollout dashboards.
 struct BuildInfo: MetricSource {
@@ -36,9 +37,14 @@ struct ProcessMetrics: MetricSource {
     func write(into writer: inout MetricWriter) {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        let cpu =
+            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
             + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-        writer.family("process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.", type: .counter)
+        writer.family(
+            "process_cpu_seconds_total",
+            help: "Total user and system CPU time spent in seconds.",
+            type: .counter
+        )
         writer.sample(cpu)
         if let statm = try? FileReader(capacity: 256).read("/proc/self/statm") {
             var fields = statm.fields

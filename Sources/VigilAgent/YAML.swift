@@ -16,7 +16,9 @@ indirect enum YAMLNode: Sendable {
 
     /// A plain (unquoted) scalar that YAML reads as null: empty, `~`, `null`.
     var isNull: Bool {
-        if case .scalar(let text, _, let plain) = self { return plain && (text.isEmpty || text == "~" || text == "null") }
+        if case .scalar(let text, _, let plain) = self {
+            return plain && (text.isEmpty || text == "~" || text == "null")
+        }
         return false
     }
 
@@ -61,7 +63,12 @@ func parseYAML(_ bytes: [UInt8]) throws(YAMLError) -> YAMLNode {
 
 private struct YAMLBuilder {
     private enum Open {
-        case mapping([(key: String, keyLine: Int, value: YAMLNode)], line: Int, pendingKey: (String, Int)?, anchor: String?)
+        case mapping(
+            [(key: String, keyLine: Int, value: YAMLNode)],
+            line: Int,
+            pendingKey: (String, Int)?,
+            anchor: String?
+        )
         case sequence([YAMLNode], line: Int, anchor: String?)
     }
 

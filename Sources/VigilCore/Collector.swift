@@ -154,7 +154,8 @@ public struct CollectorDescriptor: Sendable {
         OptionSpec(
             "collector.\(self.name)",
             .bool(self.enabledByDefault),
-            help: "Enable the \(self.name) collector: \(self.help) (default: \(self.enabledByDefault ? "enabled" : "disabled"))."
+            help:
+                "Enable the \(self.name) collector: \(self.help) (default: \(self.enabledByDefault ? "enabled" : "disabled"))."
         )
     }
 }

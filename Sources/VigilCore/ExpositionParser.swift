@@ -148,17 +148,26 @@ private func parseSample(_ line: ArraySlice<UInt8>, lineNumber: Int) throws(Expo
             let labelStart = index
             while index < line.endIndex, isLabelNameByte(line[index], first: index == labelStart) { index += 1 }
             guard index > labelStart else {
-                throw ExpositionSyntaxError(line: lineNumber, reason: "invalid label name for metric \"\(nameBytes.string)\"")
+                throw ExpositionSyntaxError(
+                    line: lineNumber,
+                    reason: "invalid label name for metric \"\(nameBytes.string)\""
+                )
             }
             let labelName = line[labelStart..<index].string
             while index < line.endIndex, line[index] == UInt8(ascii: " ") { index += 1 }
             guard index < line.endIndex, line[index] == UInt8(ascii: "=") else {
-                throw ExpositionSyntaxError(line: lineNumber, reason: "expected '=' after label name, found \(describe(line, index))")
+                throw ExpositionSyntaxError(
+                    line: lineNumber,
+                    reason: "expected '=' after label name, found \(describe(line, index))"
+                )
             }
             index += 1
             while index < line.endIndex, line[index] == UInt8(ascii: " ") { index += 1 }
             guard index < line.endIndex, line[index] == UInt8(ascii: "\"") else {
-                throw ExpositionSyntaxError(line: lineNumber, reason: "expected '\"' at start of label value, found \(describe(line, index))")
+                throw ExpositionSyntaxError(
+                    line: lineNumber,
+                    reason: "expected '\"' at start of label value, found \(describe(line, index))"
+                )
             }
             index += 1
             var value: [UInt8] = []
@@ -179,7 +188,10 @@ private func parseSample(_ line: ArraySlice<UInt8>, lineNumber: Int) throws(Expo
                     case UInt8(ascii: "\""): value.append(UInt8(ascii: "\""))
                     case UInt8(ascii: "n"): value.append(UInt8(ascii: "\n"))
                     default:
-                        throw ExpositionSyntaxError(line: lineNumber, reason: "invalid escape sequence '\\\(Character(Unicode.Scalar(escaped)))'")
+                        throw ExpositionSyntaxError(
+                            line: lineNumber,
+                            reason: "invalid escape sequence '\\\(Character(Unicode.Scalar(escaped)))'"
+                        )
                     }
                     continue
                 }
@@ -199,7 +211,10 @@ private func parseSample(_ line: ArraySlice<UInt8>, lineNumber: Int) throws(Expo
             if line[index] == UInt8(ascii: ",") {
                 index += 1
             } else if line[index] != UInt8(ascii: "}") {
-                throw ExpositionSyntaxError(line: lineNumber, reason: "unexpected \(describe(line, index)) in label set")
+                throw ExpositionSyntaxError(
+                    line: lineNumber,
+                    reason: "unexpected \(describe(line, index)) in label set"
+                )
             }
         }
     }
@@ -213,7 +228,10 @@ private func parseSample(_ line: ArraySlice<UInt8>, lineNumber: Int) throws(Expo
     var timestamp: Int64? = nil
     if let timestampBytes = fields.next() {
         guard let parsed = timestampBytes.parseInt64() else {
-            throw ExpositionSyntaxError(line: lineNumber, reason: "expected integer as timestamp, got \"\(timestampBytes.string)\"")
+            throw ExpositionSyntaxError(
+                line: lineNumber,
+                reason: "expected integer as timestamp, got \"\(timestampBytes.string)\""
+            )
         }
         timestamp = parsed
     }

@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Synchronization
 
 /// An error reading a file or directory under /proc, /sys or the root file system.
 public struct FileError: Error, CustomStringConvertible, Equatable {
@@ -161,7 +162,7 @@ public enum FileSystem {
     public static func sortedEntriesIfPresent(of path: String) throws(FileError) -> [String] {
         do {
             return try Self.entries(of: path).sorted()
-        } catch where error.isNotFound {
+        } catch  where error.isNotFound {
             return []
         }
     }

@@ -73,7 +73,8 @@ public enum Gzip {
             }
             guard status == Z_STREAM_END else {
                 throw DecompressionError(
-                    description: output.count > limit ? "decompressed size exceeds \(limit) bytes" : "invalid gzip data (zlib status \(status))"
+                    description: output.count > limit
+                        ? "decompressed size exceeds \(limit) bytes" : "invalid gzip data (zlib status \(status))"
                 )
             }
             offset += consumed

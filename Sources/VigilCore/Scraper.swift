@@ -172,15 +172,24 @@ public final class Scraper: Sendable {
                 if !context.failures.isEmpty {
                     success = false
                     for failure in context.failures {
-                        self.logger.error("collector failed", metadata: ["collector": "\(entry.name)", "err": "\(failure)"])
+                        self.logger.error(
+                            "collector failed",
+                            metadata: ["collector": "\(entry.name)", "err": "\(failure)"]
+                        )
                     }
                 }
             } catch let error as FileError where error.isNotFound {
                 success = false
-                self.logger.debug("collector returned no data", metadata: ["collector": "\(entry.name)", "err": "\(error)"])
+                self.logger.debug(
+                    "collector returned no data",
+                    metadata: ["collector": "\(entry.name)", "err": "\(error)"]
+                )
             } catch CollectorError.noData(let reason) {
                 success = false
-                self.logger.debug("collector returned no data", metadata: ["collector": "\(entry.name)", "err": "\(reason)"])
+                self.logger.debug(
+                    "collector returned no data",
+                    metadata: ["collector": "\(entry.name)", "err": "\(reason)"]
+                )
             } catch {
                 success = false
                 self.logger.error("collector failed", metadata: ["collector": "\(entry.name)", "err": "\(error)"])

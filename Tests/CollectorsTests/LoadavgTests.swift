@@ -19,7 +19,10 @@ import VigilCore
 
     @Test func collectsFromARecordedHost() throws {
         let collected = try collect(LoadavgCollector.descriptor, roots: fixtureRoots("debian12"))
-        let recorded = try String(decoding: FileReader().read(fixturesDirectory + "/debian12/proc/loadavg"), as: UTF8.self)
+        let recorded = try String(
+            decoding: FileReader().read(fixturesDirectory + "/debian12/proc/loadavg"),
+            as: UTF8.self
+        )
         let fields = recorded.split(separator: " ")
         #expect(collected.value("node_load1") == Double(fields[0]))
         #expect(collected.value("node_load5") == Double(fields[1]))

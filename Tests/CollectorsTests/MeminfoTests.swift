@@ -19,7 +19,9 @@ import VigilCore
 
     @Test func skipsBrokenLinesAndKeepsTheRest() {
         let fields = parseMeminfo(
-            ArraySlice("MemTotal: 100 kB\ngarbage line\nMemFree: x kB\nBuffers: 5 MB\nCached: 18446744073709551615 kB\n".utf8)
+            ArraySlice(
+                "MemTotal: 100 kB\ngarbage line\nMemFree: x kB\nBuffers: 5 MB\nCached: 18446744073709551615 kB\n".utf8
+            )
         )
         #expect(fields.map(\.name) == ["MemTotal_bytes", "Cached_bytes"])
         #expect(fields[1].value == Double(UInt64.max) * 1024)

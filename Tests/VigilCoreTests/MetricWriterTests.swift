@@ -68,14 +68,16 @@ import VigilCore
         )
     }
 
-    @Test(arguments: [
-        (nil, ExpositionFormat.text),
-        ("text/plain;version=0.0.4", .text),
-        ("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", .openMetrics),
-        ("application/openmetrics-text; version=0.0.1; q=0.75, text/plain;q=0.5", .openMetrics),
-        ("application/openmetrics-text;q=0, text/plain", .text),
-        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", .text),
-    ] as [(String?, ExpositionFormat)])
+    @Test(
+        arguments: [
+            (nil, ExpositionFormat.text),
+            ("text/plain;version=0.0.4", .text),
+            ("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", .openMetrics),
+            ("application/openmetrics-text; version=0.0.1; q=0.75, text/plain;q=0.5", .openMetrics),
+            ("application/openmetrics-text;q=0, text/plain", .text),
+            ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", .text),
+        ] as [(String?, ExpositionFormat)]
+    )
     func negotiatesTheFormat(_ accept: String?, _ expected: ExpositionFormat) {
         #expect(ExpositionFormat.negotiate(accept: accept) == expected)
     }

@@ -105,7 +105,9 @@ private func successes(_ output: Scraper.Output) throws -> [String: Double] {
     @Test func twoHungCollectorsDoNotBlockTheOthers() async throws {
         let gate = Gate()
         defer { gate.release() }
-        var entries: [(String, any Collector)] = [("a_hung", TestCollector("h1", gate: gate)), ("b_hung", TestCollector("h2", gate: gate))]
+        var entries: [(String, any Collector)] = [
+            ("a_hung", TestCollector("h1", gate: gate)), ("b_hung", TestCollector("h2", gate: gate)),
+        ]
         for index in 0..<4 { entries.append(("c\(index)", TestCollector("metric_\(index)"))) }
         let scraper = makeScraper(entries, timeout: .seconds(3))
         let started = ContinuousClock.now
@@ -120,7 +122,13 @@ private func successes(_ output: Scraper.Output) throws -> [String: Double] {
     @Test func failuresAreReportedAndMissingSourcesAreQuiet() async throws {
         let scraper = makeScraper([
             ("broken", FailingCollector(family: "partial_a", error: CollectorError.failed("bad line"))),
-            ("absent", FailingCollector(family: "partial_b", error: FileError(path: "/proc/pressure/cpu", errno: ENOENT, operation: "open"))),
+            (
+                "absent",
+                FailingCollector(
+                    family: "partial_b",
+                    error: FileError(path: "/proc/pressure/cpu", errno: ENOENT, operation: "open")
+                )
+            ),
             ("fine", TestCollector("metric_fine")),
         ])
         let output = await scraper.scrape(format: .text)
