@@ -3,6 +3,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 public import VigilCore
 
@@ -22,6 +23,7 @@ public final class Agent: Sendable {
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
     let configuration: LoadedConfiguration
+    private let serviceGroup = Mutex<ServiceGroup?>(nil)
 
     /// Builds every component; configuration mistakes found on the way (a bad regex, include and
     /// exclude both set) are all reported together.
@@ -70,8 +72,11 @@ public final class Agent: Sendable {
         self.configuration = configuration
     }
 
-    /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
-    public func run() async throws {
+    /// Runs until SIGTERM or SIGINT (or ``shutdown()``), then shuts down gracefully: the HTTP endpoint
+    /// stops first.
+    ///
+    /// - Parameter handlingSignals: false where the process' signals are not the agent's (tests).
+    public func run(handlingSignals: Bool = true) async throws {
         self.logger.info(
             "Starting vigil",
             metadata: [
@@ -81,10 +86,11 @@ public final class Agent: Sendable {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: self.server)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
+                gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
                 logger: self.logger
             )
         )
+        self.serviceGroup.withLock { $0 = group }
         do {
             try await group.run()
         } catch {
@@ -92,6 +98,11 @@ public final class Agent: Sendable {
             throw error
         }
         try await self.group.shutdownGracefully()
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    public func shutdown() async {
+        await self.serviceGroup.withLock { $0 }?.triggerGracefulShutdown()
     }
 
     /// The addresses the endpoint listens on, once it does (for tests that bind port 0).
@@ -129,6 +140,8 @@ public func vigilMain(arguments: [String]) async -> Int32 {
         print("\(configuration.file ?? "configuration"): OK")
         return 0
     case .run(let configuration):
+        // node_exporter's packaged units send SIGHUP on reload; it must not kill the agent.
+        signal(SIGHUP, SIG_IGN)
         let logger = makeLogger(configuration.settings)
         for warning in configuration.warnings { logger.warning("\(warning)") }
         do {

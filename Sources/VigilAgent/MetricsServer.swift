@@ -123,9 +123,9 @@ final class MetricsServer: Service {
         }) {
             waiter.resume(returning: bound)
         }
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             for channel in listeners { try? await channel.closeFuture.get() }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             for channel in listeners { channel.close(promise: nil) }
         }
         // Let scrapes in flight finish (they are bounded by the collector timeout).
@@ -279,15 +279,23 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         promise.futureResult.assumeIsolated().whenSuccess { output in
             routes.limiter.release()
-            var body = output.bytes
-            var headers: [(String, String)] = []
             if gzip {
-                body = Gzip.compress(output.bytes)
+                var compressed = routes.scraper.takeBuffer()
+                Gzip.compress(output.bytes, into: &compressed)
                 routes.scraper.recycle(output.bytes)
-                headers.append(("Content-Encoding", "gzip"))
+                self.respond(
+                    context,
+                    head,
+                    status: .ok,
+                    contentType: format.contentType,
+                    body: compressed,
+                    extraHeaders: [("Content-Encoding", "gzip")]
+                )
+                routes.scraper.recycle(compressed)
+            } else {
+                self.respond(context, head, status: .ok, contentType: format.contentType, body: output.bytes)
+                routes.scraper.recycle(output.bytes)
             }
-            self.respond(context, head, status: .ok, contentType: format.contentType, body: body, extraHeaders: headers)
-            if !gzip { routes.scraper.recycle(body) }
         }
     }
 

@@ -57,9 +57,9 @@ struct ProcessMetrics: MetricSource {
                 writer.sample(Double(size) * self.pageSize)
             }
         }
-        if let fds = try? FileSystem.entries(of: "/proc/self/fd") {
+        if let fds = try? FileSystem.entryCount(of: "/proc/self/fd") {
             writer.family("process_open_fds", help: "Number of open file descriptors.", type: .gauge)
-            writer.sample(Double(fds.count - 1))  // minus the descriptor listing them
+            writer.sample(Double(fds - 1))  // minus the descriptor listing them
         }
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {

@@ -158,6 +158,22 @@ public enum FileSystem {
         return names
     }
 
+    /// How many entries a directory has (without `.` and `..`), without building their names.
+    public static func entryCount(of path: String) throws(FileError) -> Int {
+        guard let dir = opendir(path) else {
+            throw FileError(path: path, errno: Glibc.errno, operation: "opendir")
+        }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            let dot = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                raw[0] == UInt8(ascii: ".") && (raw[1] == 0 || (raw[1] == UInt8(ascii: ".") && raw[2] == 0))
+            }
+            if !dot { count += 1 }
+        }
+        return count
+    }
+
     /// The names in a directory, sorted, or an empty list when the directory does not exist.
     public static func sortedEntriesIfPresent(of path: String) throws(FileError) -> [String] {
         do {

@@ -1,4 +1,5 @@
 import CZlib
+import Synchronization
 
 /// gzip (RFC 1952) through the system's zlib: scrape responses for clients that accept it, and
 /// CompressedPackedForward entries.
@@ -8,35 +9,20 @@ public enum Gzip {
     /// - Parameter level: zlib level; 1 is much cheaper than the default and compresses exposition text
     ///   almost as well.
     public static func compress(_ input: [UInt8], level: Int32 = 1) -> [UInt8] {
-        var stream = z_stream()
-        // windowBits 15 + 16 selects the gzip wrapper.
-        let status = deflateInit2_(
-            &stream,
-            level,
-            Z_DEFLATED,
-            15 + 16,
-            8,
-            Z_DEFAULT_STRATEGY,
-            ZLIB_VERSION,
-            Int32(MemoryLayout<z_stream>.size)
-        )
-        precondition(status == Z_OK, "deflateInit2 failed: \(status)")
-        defer { deflateEnd(&stream) }
-        let bound = Int(deflateBound(&stream, uLong(input.count)))
-        var output = [UInt8](repeating: 0, count: bound)
-        let written = input.withUnsafeBufferPointer { source in
-            output.withUnsafeMutableBufferPointer { destination in
-                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
-                stream.avail_in = uInt(source.count)
-                stream.next_out = destination.baseAddress
-                stream.avail_out = uInt(destination.count)
-                let result = deflate(&stream, Z_FINISH)
-                precondition(result == Z_STREAM_END, "deflate with a deflateBound buffer must finish: \(result)")
-                return destination.count - Int(stream.avail_out)
-            }
-        }
-        output.removeSubrange(written...)
+        var output: [UInt8] = []
+        self.compress(input, into: &output, level: level)
         return output
+    }
+
+    /// Compresses `input` into `output` (replacing its contents, reusing its storage).
+    ///
+    /// Deflate state is kept between calls (setting it up costs more than compressing a small scrape).
+    public static func compress(_ input: [UInt8], into output: inout [UInt8], level: Int32 = 1) {
+        let deflater = deflaters.withLock { $0.popLast() } ?? Deflater()
+        deflater.compress(input, into: &output, level: level)
+        deflaters.withLock { pool in
+            if pool.count < 2 { pool.append(deflater) }
+        }
     }
 
     /// An error decompressing gzip data.
@@ -80,5 +66,61 @@ public enum Gzip {
             offset += consumed
         }
         return output
+    }
+}
+
+private let deflaters = Mutex<[Deflater]>([])
+
+/// A zlib deflate stream, reset between uses.
+private final class Deflater: @unchecked Sendable {
+    // @unchecked: used by one caller at a time (taken from and returned to the pool).
+    private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+    private var level: Int32 = -100
+
+    init() {
+        self.stream.initialize(to: z_stream())
+    }
+
+    deinit {
+        if self.level != -100 { deflateEnd(self.stream) }
+        self.stream.deallocate()
+    }
+
+    func compress(_ input: [UInt8], into output: inout [UInt8], level: Int32) {
+        if self.level != level {
+            if self.level != -100 { deflateEnd(self.stream) }
+            // windowBits 15 + 16 selects the gzip wrapper.
+            let status = deflateInit2_(
+                self.stream,
+                level,
+                Z_DEFLATED,
+                15 + 16,
+                8,
+                Z_DEFAULT_STRATEGY,
+                ZLIB_VERSION,
+                Int32(MemoryLayout<z_stream>.size)
+            )
+            precondition(status == Z_OK, "deflateInit2 failed: \(status)")
+            self.level = level
+        } else {
+            deflateReset(self.stream)
+        }
+        let bound = Int(deflateBound(self.stream, uLong(input.count)))
+        if output.count < bound {
+            output.reserveCapacity(bound)
+            output.append(contentsOf: repeatElement(0, count: bound - output.count))
+        }
+        let written = input.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { destination in
+                self.stream.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+                self.stream.pointee.avail_in = uInt(source.count)
+                self.stream.pointee.next_out = destination.baseAddress
+                self.stream.pointee.avail_out = uInt(destination.count)
+                let result = deflate(self.stream, Z_FINISH)
+                precondition(result == Z_STREAM_END, "deflate with a deflateBound buffer must finish: \(result)")
+                return destination.count - Int(self.stream.pointee.avail_out)
+            }
+        }
+        output.removeSubrange(written...)
     }
 }

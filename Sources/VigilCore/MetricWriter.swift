@@ -60,7 +60,6 @@ public struct MetricWriter {
     public private(set) var bytes: [UInt8]
     /// The current family's name, followed by the sample-name suffix being written.
     private var name: [UInt8] = []
-    private var familyType: MetricType = .untyped
 
     public init(format: ExpositionFormat, reusing buffer: [UInt8] = []) {
         self.format = format
@@ -86,34 +85,16 @@ public struct MetricWriter {
     /// In OpenMetrics a counter's family name carries no `_total` (its samples do); a counter whose
     /// name does not end in `_total` cannot be expressed there and is declared `unknown`.
     public mutating func family(_ familyName: String, help: String, type: MetricType) {
-        self.familyType = type
         self.name.removeAll(keepingCapacity: true)
-        self.name.append(contentsOf: familyName.utf8)
-        var declaredName = Substring(familyName)
-        var declaredType: String
-        switch (type, self.format) {
-        case (.counter, .text): declaredType = "counter"
-        case (.counter, .openMetrics):
-            if familyName.hasSuffix("_total") {
-                declaredName = familyName.dropLast(6)
-                declaredType = "counter"
-            } else {
-                declaredType = "unknown"
-            }
-        case (.gauge, _): declaredType = "gauge"
-        case (.untyped, .text): declaredType = "untyped"
-        case (.untyped, .openMetrics): declaredType = "unknown"
-        case (.histogram, _): declaredType = "histogram"
-        }
-        self.bytes.append(contentsOf: "# HELP ".utf8)
-        self.bytes.append(contentsOf: declaredName.utf8)
-        self.bytes.append(UInt8(ascii: " "))
-        Self.appendEscapedHelp(help, to: &self.bytes, format: self.format)
-        self.bytes.append(contentsOf: "\n# TYPE ".utf8)
-        self.bytes.append(contentsOf: declaredName.utf8)
-        self.bytes.append(UInt8(ascii: " "))
-        self.bytes.append(contentsOf: declaredType.utf8)
-        self.bytes.append(UInt8(ascii: "\n"))
+        appendUTF8(familyName, to: &self.name)
+        writeHeader(name: self.name, help: help, type: type, format: self.format, to: &self.bytes)
+    }
+
+    /// Starts a family whose header was rendered once (see ``MetricFamily``): the cheap path for
+    /// families written on every scrape.
+    public mutating func family(_ family: MetricFamily) {
+        self.name = family.name
+        self.bytes.append(contentsOf: self.format == .text ? family.textHeader : family.openMetricsHeader)
     }
 
     /// Writes one sample of the current family.
@@ -134,7 +115,8 @@ public struct MetricWriter {
             self.bytes.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
             first = false
             labelName.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
-            self.bytes.append(contentsOf: "=\"".utf8)
+            self.bytes.append(UInt8(ascii: "="))
+            self.bytes.append(UInt8(ascii: "\""))
             labelValue.appendEscapedLabelValue(to: &self.bytes)
             self.bytes.append(UInt8(ascii: "\""))
         }
@@ -149,8 +131,9 @@ public struct MetricWriter {
         self.bytes.append(contentsOf: self.name)
         for (index, label) in dynamicLabels.enumerated() {
             self.bytes.append(index == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            self.bytes.append(contentsOf: label.name.utf8)
-            self.bytes.append(contentsOf: "=\"".utf8)
+            appendUTF8(label.name, to: &self.bytes)
+            self.bytes.append(UInt8(ascii: "="))
+            self.bytes.append(UInt8(ascii: "\""))
             label.value.appendEscapedLabelValue(to: &self.bytes)
             self.bytes.append(UInt8(ascii: "\""))
         }
@@ -166,42 +149,42 @@ public struct MetricWriter {
             self.bytes.append(contentsOf: "# EOF\n".utf8)
         }
     }
-
-    private static func appendEscapedHelp(_ help: String, to bytes: inout [UInt8], format: ExpositionFormat) {
-        for byte in help.utf8 {
-            switch byte {
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
-            // OpenMetrics escapes double quotes in HELP too.
-            case UInt8(ascii: "\"") where format == .openMetrics: bytes.append(contentsOf: #"\""#.utf8)
-            default: bytes.append(byte)
-            }
-        }
-    }
 }
 
+/// Appends label-value bytes, escaping `\\`, `"` and newline; runs without them are copied in bulk.
+func appendEscapedLabelValue(_ utf8: UnsafeBufferPointer<UInt8>, to bytes: inout [UInt8]) {
+    var runStart = 0
+    for index in 0..<utf8.count {
+        let byte = utf8[index]
+        guard byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\n") else { continue }
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+        bytes.append(UInt8(ascii: "\\"))
+        bytes.append(byte == UInt8(ascii: "\n") ? UInt8(ascii: "n") : byte)
+        runStart = index + 1
+    }
+    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
+}
+
+/// Appends a string's UTF-8 without going through its generic `utf8` view.
 @inline(__always)
-func appendEscaped(byte: UInt8, to bytes: inout [UInt8]) {
-    switch byte {
-    case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
-    case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
-    case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
-    default: bytes.append(byte)
+func appendUTF8(_ string: String, to bytes: inout [UInt8]) {
+    if string.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
+        bytes.append(contentsOf: string.utf8)
     }
 }
 
 extension String: LabelValue {
     public func appendEscapedLabelValue(to bytes: inout [UInt8]) {
-        var copy = self
-        copy.withUTF8 { utf8 in
-            for byte in utf8 { appendEscaped(byte: byte, to: &bytes) }
+        if self.utf8.withContiguousStorageIfAvailable({ VigilCore.appendEscapedLabelValue($0, to: &bytes) }) == nil {
+            var copy = self
+            copy.withUTF8 { VigilCore.appendEscapedLabelValue($0, to: &bytes) }
         }
     }
 }
 
 extension Substring: LabelValue {
     public func appendEscapedLabelValue(to bytes: inout [UInt8]) {
-        for byte in self.utf8 { appendEscaped(byte: byte, to: &bytes) }
+        String(self).appendEscapedLabelValue(to: &bytes)
     }
 }
 
@@ -209,7 +192,7 @@ extension ArraySlice: LabelValue where Element == UInt8 {
     /// Bytes read from a file; invalid UTF-8 is replaced so that the output stays valid text.
     public func appendEscapedLabelValue(to bytes: inout [UInt8]) {
         if self.isValidUTF8 {
-            for byte in self { appendEscaped(byte: byte, to: &bytes) }
+            self.withUnsafeBufferPointer { VigilCore.appendEscapedLabelValue($0, to: &bytes) }
         } else {
             String(decoding: self, as: UTF8.self).appendEscapedLabelValue(to: &bytes)
         }
@@ -249,5 +232,95 @@ extension Substring {
         while s.first == " " || s.first == "\t" { s.removeFirst() }
         while s.last == " " || s.last == "\t" { s.removeLast() }
         return s
+    }
+}
+
+/// A metric family's name, HELP and TYPE, rendered once into the header bytes of both formats.
+///
+/// Families written on every scrape should be built once (`static let`, or cached per field name for
+/// families named after file contents) and written with ``MetricWriter/family(_:)``.
+public struct MetricFamily: Sendable {
+    public let type: MetricType
+    let name: [UInt8]
+    let textHeader: [UInt8]
+    let openMetricsHeader: [UInt8]
+
+    public init(_ name: String, help: String, type: MetricType) {
+        var nameBytes: [UInt8] = []
+        appendUTF8(name, to: &nameBytes)
+        self.type = type
+        self.name = nameBytes
+        var text: [UInt8] = []
+        writeHeader(name: nameBytes, help: help, type: type, format: .text, to: &text)
+        self.textHeader = text
+        var openMetrics: [UInt8] = []
+        writeHeader(name: nameBytes, help: help, type: type, format: .openMetrics, to: &openMetrics)
+        self.openMetricsHeader = openMetrics
+    }
+
+    /// The family name.
+    public var nameString: String { String(decoding: self.name, as: UTF8.self) }
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a family.
+private func writeHeader(
+    name: [UInt8],
+    help: String,
+    type: MetricType,
+    format: ExpositionFormat,
+    to bytes: inout [UInt8]
+) {
+    var declaredName = name[...]
+    let declaredType: StaticString
+    switch (type, format) {
+    case (.counter, .text): declaredType = "counter"
+    case (.counter, .openMetrics):
+        if name.count > 6 && name.suffix(6).elementsEqual("_total".utf8) {
+            declaredName = name.dropLast(6)
+            declaredType = "counter"
+        } else {
+            declaredType = "unknown"
+        }
+    case (.gauge, _): declaredType = "gauge"
+    case (.untyped, .text): declaredType = "untyped"
+    case (.untyped, .openMetrics): declaredType = "unknown"
+    case (.histogram, _): declaredType = "histogram"
+    }
+    appendStatic("# HELP ", to: &bytes)
+    bytes.append(contentsOf: declaredName)
+    bytes.append(UInt8(ascii: " "))
+    appendEscapedHelp(help, format: format, to: &bytes)
+    appendStatic("\n# TYPE ", to: &bytes)
+    bytes.append(contentsOf: declaredName)
+    bytes.append(UInt8(ascii: " "))
+    appendStatic(declaredType, to: &bytes)
+    bytes.append(UInt8(ascii: "\n"))
+}
+
+@inline(__always)
+private func appendStatic(_ text: StaticString, to bytes: inout [UInt8]) {
+    text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+}
+
+/// HELP escapes `\\` and newline (OpenMetrics also `"`); runs without them are copied in bulk.
+private func appendEscapedHelp(_ help: String, format: ExpositionFormat, to bytes: inout [UInt8]) {
+    var help = help
+    help.withUTF8 { utf8 in
+        var runStart = 0
+        for index in 0..<utf8.count {
+            let byte = utf8[index]
+            let escaped: UInt8
+            switch byte {
+            case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")
+            case UInt8(ascii: "\n"): escaped = UInt8(ascii: "n")
+            case UInt8(ascii: "\"") where format == .openMetrics: escaped = UInt8(ascii: "\"")
+            default: continue
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+            bytes.append(UInt8(ascii: "\\"))
+            bytes.append(escaped)
+            runStart = index + 1
+        }
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
     }
 }

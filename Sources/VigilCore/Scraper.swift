@@ -275,7 +275,8 @@ public final class Scraper: Sendable {
         }
     }
 
-    private func takeBuffer() -> [UInt8] {
+    /// A buffer from the scraper's pool (give it back with ``recycle(_:)``).
+    public func takeBuffer() -> [UInt8] {
         self.buffers.withLock { $0.popLast() } ?? []
     }
 }

@@ -13,49 +13,64 @@ struct MeminfoCollector: Collector {
     }
 
     let file: KeptOpenFile
+    private let families = FamilyCache()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let bytes = try context.reader.read(self.file)
-        let fields = parseMeminfo(bytes)
-        guard !fields.isEmpty else { throw CollectorError.failed("no fields in \(self.file.path)") }
-        for field in fields {
-            let name = "node_memory_" + field.name
-            writer.family(name, help: "Memory information field \(field.name).", type: .gauge)
-            writer.sample(field.value)
-        }
-    }
-}
-
-/// One `/proc/meminfo` line, named and scaled as node_exporter does.
-struct MeminfoField: Equatable {
-    var name: String
-    var value: Double
-}
-
-/// Parses `/proc/meminfo`; lines that do not read `Key: value [kB]` are skipped.
-func parseMeminfo(_ bytes: ArraySlice<UInt8>) -> [MeminfoField] {
-    var result: [MeminfoField] = []
-    result.reserveCapacity(64)
-    for line in bytes.lines {
-        var fields = line.fields
-        guard let key = fields.next(), key.last == UInt8(ascii: ":"), let value = fields.next()?.parseUInt64() else {
-            continue
-        }
-        var name = ""
-        for byte in key.dropLast() {
-            switch byte {
-            case UInt8(ascii: "("): name.append("_")
-            case UInt8(ascii: ")"): break
-            default: name.unicodeScalars.append(Unicode.Scalar(byte))
+        var written = 0
+        for field in MeminfoFields(bytes) {
+            let family = self.families.family(for: field.key) { key in
+                let name = meminfoName(key, inKilobytes: field.inKilobytes)
+                guard isValidMetricName("node_memory_" + name) else { return nil }
+                return MetricFamily("node_memory_" + name, help: "Memory information field \(name).", type: .gauge)
             }
+            guard let family else { continue }
+            writer.family(family)
+            writer.sample(field.inKilobytes ? field.value * 1024 : field.value)
+            written += 1
         }
-        guard isValidMetricName("node_memory_" + name) else { continue }
-        if let unit = fields.next() {
-            guard unit.equals("kB") else { continue }
-            result.append(MeminfoField(name: name + "_bytes", value: Double(value) * 1024))
-        } else {
-            result.append(MeminfoField(name: name, value: Double(value)))
+        guard written > 0 else { throw CollectorError.failed("no fields in \(self.file.path)") }
+    }
+}
+
+/// One `/proc/meminfo` line: the key as written (`Active(anon)`), its value, and whether it is in kB.
+struct MeminfoField {
+    var key: ArraySlice<UInt8>
+    var value: Double
+    var inKilobytes: Bool
+}
+
+/// The lines of `/proc/meminfo` that read `Key: value [kB]`; others are skipped.
+struct MeminfoFields: Sequence, IteratorProtocol {
+    private var lines: ByteSplitSequence
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.lines = bytes.lines
+    }
+
+    mutating func next() -> MeminfoField? {
+        while let line = self.lines.next() {
+            var fields = line.fields
+            guard let key = fields.next(), key.count > 1, key.last == UInt8(ascii: ":"),
+                let value = fields.next()?.parseUInt64()
+            else { continue }
+            let unit = fields.next()
+            if let unit, !unit.equals("kB") { continue }
+            return MeminfoField(key: key.dropLast(), value: Double(value), inKilobytes: unit != nil)
+        }
+        return nil
+    }
+}
+
+/// node_exporter's name for a meminfo key: `Active(anon)` → `Active_anon`, plus `_bytes` for kB values.
+func meminfoName(_ key: ArraySlice<UInt8>, inKilobytes: Bool) -> String {
+    var name = ""
+    for byte in key {
+        switch byte {
+        case UInt8(ascii: "("): name.append("_")
+        case UInt8(ascii: ")"): break
+        default: name.unicodeScalars.append(Unicode.Scalar(byte))
         }
     }
-    return result
+    return inKilobytes ? name + "_bytes" : name
 }

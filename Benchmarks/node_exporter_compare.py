@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""vigil vs node_exporter, side by side on this host, with the same collectors enabled.
+
+Prints, for each agent and as the ratio vigil / node_exporter:
+  - CPU time per scrape: the process's user+system CPU delta over N sequential scrapes, divided by N;
+  - steady RSS after those scrapes (VmRSS);
+  - p50 / p99 scrape latency under 8 concurrent scrapers.
+Scrapes are made the way Prometheus makes them (its Accept header, gzip accepted).
+
+Usage: Benchmarks/node_exporter_compare.py [--vigil .build/release/vigil] [--scrapes 200]
+Run `make bench-node` to build the release binary first.
+"""
+
+import argparse
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+TARGETS = {"cpu": 0.15, "rss": 0.75, "p99": 0.5}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port, path="/metrics"):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", path, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"scrape of :{port} answered {response.status}")
+    return body
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_until_up(port, process):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited: {process.args}")
+        try:
+            scrape(port, "/")
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on :{port}")
+
+
+def enabled_collectors(vigil):
+    """The collectors vigil enables by default that node_exporter also has."""
+    port = free_port()
+    process = subprocess.Popen([vigil, f"--web.listen-address=127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(port, process)
+        text = http_text(port, "/metrics")
+    finally:
+        process.terminate()
+        process.wait()
+    names = []
+    for line in text.splitlines():
+        if line.startswith("node_scrape_collector_success{"):
+            names.append(line.split('"')[1])
+    help_text = subprocess.run(
+        ["prometheus-node-exporter", "--help"], capture_output=True, text=True
+    ).stderr + subprocess.run(["prometheus-node-exporter", "--help"], capture_output=True, text=True).stdout
+    return [name for name in names if f"--collector.{name} " in help_text or f"--collector.{name}\n" in help_text]
+
+
+def http_text(port, path):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", path)
+    body = connection.getresponse().read()
+    connection.close()
+    return body.decode()
+
+
+def measure(name, command, port, scrapes, concurrency, per_scraper):
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(port, process)
+        for _ in range(20):  # warm-up: caches, lazily opened files, allocator arenas
+            scrape(port)
+        before = cpu_seconds(process.pid)
+        for _ in range(scrapes):
+            scrape(port)
+        cpu = (cpu_seconds(process.pid) - before) / scrapes
+        rss = rss_bytes(process.pid)
+
+        latencies = []
+        lock = threading.Lock()
+
+        def scraper():
+            mine = []
+            for _ in range(per_scraper):
+                started = time.perf_counter()
+                scrape(port)
+                mine.append(time.perf_counter() - started)
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=scraper) for _ in range(concurrency)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2]
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        size = len(scrape(port))
+        return {"name": name, "cpu": cpu, "rss": rss, "p50": p50, "p99": p99, "gzip_bytes": size}
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vigil", default=".build/release/vigil")
+    parser.add_argument("--node-exporter", default="prometheus-node-exporter")
+    parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--per-scraper", type=int, default=50)
+    args = parser.parse_args()
+
+    collectors = enabled_collectors(args.vigil)
+    flags = ["--collector.disable-defaults"] + [f"--collector.{name}" for name in collectors]
+    print(f"collectors ({len(collectors)}): {', '.join(collectors)}")
+    print(f"{args.scrapes} sequential scrapes; latency: {args.concurrency} concurrent scrapers x {args.per_scraper}")
+
+    results = {}
+    for name, binary in (("node_exporter", args.node_exporter), ("vigil", args.vigil)):
+        port = free_port()
+        command = [binary, f"--web.listen-address=127.0.0.1:{port}"] + flags
+        results[name] = measure(name, command, port, args.scrapes, args.concurrency, args.per_scraper)
+
+    vigil, reference = results["vigil"], results["node_exporter"]
+    rows = [
+        ("CPU per scrape", "cpu", lambda v: f"{v * 1000:.3f} ms", "cpu"),
+        ("steady RSS", "rss", lambda v: f"{v / 1048576:.1f} MiB", "rss"),
+        ("p50 latency (8 concurrent)", "p50", lambda v: f"{v * 1000:.2f} ms", None),
+        ("p99 latency (8 concurrent)", "p99", lambda v: f"{v * 1000:.2f} ms", "p99"),
+        ("payload (gzip)", "gzip_bytes", lambda v: f"{v / 1024:.1f} KiB", None),
+    ]
+    print(f"{'measure':<28}{'vigil':>14}{'node_exporter':>16}{'ratio':>9}  target")
+    failed = False
+    for label, key, fmt, target_key in rows:
+        ratio = vigil[key] / reference[key] if reference[key] else float("inf")
+        target = ""
+        if target_key:
+            limit = TARGETS[target_key]
+            ok = ratio <= limit
+            failed |= not ok
+            target = f"<= {limit}x {'ok' if ok else 'MISSED'}"
+        print(f"{label:<28}{fmt(vigil[key]):>14}{fmt(reference[key]):>16}{ratio:>8.3f}x  {target}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

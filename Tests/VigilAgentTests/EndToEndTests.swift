@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+import VigilCore
+
+@testable import VigilAgent
+
+/// vigil against the real things: a Prometheus server that scrapes it, promtool that lints it, and
+/// Debian's node_exporter on the same host as the reference for names, labels and stable values.
+@Suite(.serialized) struct EndToEndTests {
+    @Test func aRealPrometheusScrapesVigilAndAnswersQueries() async throws {
+        try await withAgent { agent in
+            let directory = try makeTemporaryDirectory("vigil-prometheus")
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try """
+            global:
+              scrape_interval: 1s
+              scrape_timeout: 1s
+            scrape_configs:
+              - job_name: vigil
+                static_configs:
+                  - targets: ["127.0.0.1:\(agent.port)"]
+            """.write(toFile: directory + "/prometheus.yml", atomically: true, encoding: .utf8)
+            let port = try freePort()
+            let prometheus = try ChildProcess(
+                "/usr/bin/prometheus",
+                [
+                    "--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",
+                    "--web.listen-address=127.0.0.1:\(port)",
+                ],
+                directory: directory
+            )
+            defer { prometheus.stop() }
+            for query in ["up{job=\"vigil\"} == 1", "node_memory_MemAvailable_bytes", "node_cpu_seconds_total"] {
+                let answered = try await eventually(timeout: .seconds(60)) {
+                    try !prometheusQuery(port: port, query).isEmpty
+                }
+                #expect(answered, "Prometheus had no result for \(query); its log:\n\(prometheus.output)")
+            }
+            let memory = try prometheusQuery(port: port, "node_memory_MemAvailable_bytes")
+            #expect((Double(memory.first?.value ?? "") ?? 0) > 0)
+            let cpu = try prometheusQuery(port: port, "node_cpu_seconds_total{mode=\"idle\"}")
+            #expect(cpu.count == ProcessInfo.processInfo.activeProcessorCount)
+        }
+    }
+
+    @Test func promtoolFindsNothingBeyondWhatItFindsInNodeExporter() async throws {
+        try await withNodeExporterAndVigil { vigil, nodeExporter in
+            let vigilText = try await vigil("/metrics")
+            let referenceText = try await nodeExporter("/metrics")
+            let vigilProblems = try promtoolProblems(vigilText)
+            let referenceProblems = try promtoolProblems(referenceText)
+            #expect(vigilProblems.subtracting(referenceProblems).sorted() == [])
+        }
+    }
+
+    @Test func exposesTheSameFamiliesLabelsAndStableValuesAsNodeExporter() async throws {
+        try await withNodeExporterAndVigil { vigil, nodeExporter in
+            for collector in comparedCollectors {
+                let ours = try parseExposition(try await vigil("/metrics?collect[]=\(collector)"))
+                let theirs = try parseExposition(try await nodeExporter("/metrics?collect[]=\(collector)"))
+                let ourFamilies = collectorFamilies(ours)
+                let theirFamilies = collectorFamilies(theirs)
+                let expectedExtra = vigilOnlyFamilies[collector] ?? []
+                #expect(
+                    Set(ourFamilies.keys).subtracting(expectedExtra) == Set(theirFamilies.keys),
+                    "collector \(collector): families differ"
+                )
+                for (name, family) in theirFamilies {
+                    guard let mine = ourFamilies[name] else { continue }
+                    #expect(mine.type == family.type, "\(name): type \(mine.type), node_exporter \(family.type)")
+                    #expect(labelNames(mine) == labelNames(family), "\(name): label names differ")
+                }
+            }
+            let ours = try parseExposition(try await vigil("/metrics"))
+            let theirs = try parseExposition(try await nodeExporter("/metrics"))
+            for name in stableFamilies {
+                let mine = ours.first { $0.name == name }
+                let reference = theirs.first { $0.name == name }
+                #expect(mine != nil && reference != nil, "\(name) missing")
+                #expect(mine?.samples == reference?.samples, "\(name) differs")
+            }
+        }
+    }
+}
+
+/// Collectors both agents have and both enable by default.
+private let comparedCollectors = ["loadavg", "meminfo"]
+
+/// Families vigil adds to a collector that Debian's node_exporter 1.5.0 lacks (newer node_exporter
+/// families, documented in the README).
+private let vigilOnlyFamilies: [String: Set<String>] = [:]
+
+/// Series whose values do not change between two scrapes a moment apart.
+private let stableFamilies = ["node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes"]
+
+private func collectorFamilies(_ families: [ParsedFamily]) -> [String: ParsedFamily] {
+    var result: [String: ParsedFamily] = [:]
+    for family in families where !isFrameworkFamily(family.name) { result[family.name] = family }
+    return result
+}
+
+private func isFrameworkFamily(_ name: String) -> Bool {
+    name.hasPrefix("node_scrape_collector_") || name.hasPrefix("go_") || name.hasPrefix("process_")
+        || name.hasPrefix("promhttp_") || name.hasPrefix("vigil_") || name == "node_exporter_build_info"
+}
+
+private func labelNames(_ family: ParsedFamily) -> Set<Set<String>> {
+    Set(family.samples.map { Set($0.labels.map(\.name)) })
+}
+
+/// Runs `body` with a vigil and a node_exporter on loopback, both with the compared collectors only.
+private func withNodeExporterAndVigil(
+    _ body: (_ vigil: (String) async throws -> String, _ nodeExporter: (String) async throws -> String) async throws ->
+        Void
+) async throws {
+    let collectorFlags = ["--collector.disable-defaults"] + comparedCollectors.map { "--collector.\($0)" }
+    try await withAgent(collectorFlags) { agent in
+        let directory = try makeTemporaryDirectory("vigil-node-exporter")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try freePort()
+        let nodeExporter = try ChildProcess(
+            "/usr/bin/prometheus-node-exporter",
+            ["--web.listen-address=127.0.0.1:\(port)"] + collectorFlags,
+            directory: directory
+        )
+        defer { nodeExporter.stop() }
+        let up = try await eventually(timeout: .seconds(20)) { try httpGet(port: port, path: "/metrics").status == 200 }
+        #expect(up, "node_exporter did not start: \(nodeExporter.output)")
+        try await body(
+            { path in try await agent.get(path).text },
+            { path in try await runBlocking { try httpGet(port: port, path: path).text } }
+        )
+    }
+}
+
+private func promtoolProblems(_ exposition: String) throws -> Set<String> {
+    let result = try runCommand("/usr/bin/promtool", ["check", "metrics"], input: Array(exposition.utf8))
+    return Set(result.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty })
+}
+
+/// The instant-vector result of a PromQL query through Prometheus' HTTP API.
+private func prometheusQuery(port: Int, _ query: String) throws -> [(labels: [String: String], value: String)] {
+    var components = URLComponents()
+    components.queryItems = [URLQueryItem(name: "query", value: query)]
+    let encoded = components.percentEncodedQuery!.replacingOccurrences(of: "+", with: "%2B")
+    let response = try httpGet(port: port, path: "/api/v1/query?" + encoded)
+    guard response.status == 200,
+        let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+        let data = json["data"] as? [String: Any],
+        let result = data["result"] as? [[String: Any]]
+    else { throw TestFailure("bad answer from Prometheus: \(response.text)") }
+    return result.map { item in
+        let labels = item["metric"] as? [String: String] ?? [:]
+        let value = (item["value"] as? [Any])?.last as? String ?? ""
+        return (labels, value)
+    }
+}
