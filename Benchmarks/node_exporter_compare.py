@@ -5,7 +5,8 @@ Prints, for each agent and as the ratio vigil / node_exporter:
   - CPU time per scrape: the process's user+system CPU delta over N sequential scrapes, divided by N;
   - steady RSS after those scrapes (VmRSS);
   - p50 / p99 scrape latency under 8 concurrent scrapers.
-Scrapes are made the way Prometheus makes them (its Accept header, gzip accepted).
+Scrapes are made the way Prometheus makes them: its Accept header, gzip accepted, one kept-alive
+connection per scraper.
 
 Usage: Benchmarks/node_exporter_compare.py [--vigil .build/release/vigil] [--scrapes 200]
 Run `make bench-node` to build the release binary first.
@@ -35,15 +36,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Scraper:
+    """One Prometheus-like scraper: a kept-alive connection, Prometheus' headers."""
+
+    def __init__(self, port):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def scrape(self, path="/metrics"):
+        self.connection.request("GET", path, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+        response = self.connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"scrape answered {response.status}")
+        return body
+
+
 def scrape(port, path="/metrics"):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("GET", path, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
-    if response.status != 200:
-        raise RuntimeError(f"scrape of :{port} answered {response.status}")
-    return body
+    return Scraper(port).scrape(path)
 
 
 def cpu_seconds(pid):
@@ -105,27 +114,29 @@ def measure(name, command, port, scrapes, concurrency, per_scraper):
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(port, process)
+        scraper = Scraper(port)
         for _ in range(20):  # warm-up: caches, lazily opened files, allocator arenas
-            scrape(port)
+            scraper.scrape()
         before = cpu_seconds(process.pid)
         for _ in range(scrapes):
-            scrape(port)
+            scraper.scrape()
         cpu = (cpu_seconds(process.pid) - before) / scrapes
         rss = rss_bytes(process.pid)
 
         latencies = []
         lock = threading.Lock()
 
-        def scraper():
+        def concurrent_scraper():
             mine = []
+            connection = Scraper(port)
             for _ in range(per_scraper):
                 started = time.perf_counter()
-                scrape(port)
+                connection.scrape()
                 mine.append(time.perf_counter() - started)
             with lock:
                 latencies.extend(mine)
 
-        threads = [threading.Thread(target=scraper) for _ in range(concurrency)]
+        threads = [threading.Thread(target=concurrent_scraper) for _ in range(concurrency)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -133,7 +144,7 @@ def measure(name, command, port, scrapes, concurrency, per_scraper):
         latencies.sort()
         p50 = latencies[len(latencies) // 2]
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        size = len(scrape(port))
+        size = len(scraper.scrape())
         return {"name": name, "cpu": cpu, "rss": rss, "p50": p50, "p99": p99, "gzip_bytes": size}
     finally:
         process.terminate()

@@ -274,9 +274,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         let announced = head.headers.first(name: "x-prometheus-scrape-timeout-seconds").flatMap(Double.init)
         let timeout = announced.map { Duration.milliseconds(Int64(max(0.1, $0 - 0.25) * 1000)) }
         let promise = context.eventLoop.makePromise(of: Scraper.Output.self)
-        promise.completeWithTask {
-            await routes.scraper.scrape(format: format, selection: selection, timeout: timeout)
-        }
+        routes.scraper.scrape(format: format, selection: selection, timeout: timeout) { promise.succeed($0) }
         promise.futureResult.assumeIsolated().whenSuccess { output in
             routes.limiter.release()
             if gzip {

@@ -120,21 +120,33 @@ public final class Scraper: Sendable {
         selection: [Int]? = nil,
         timeout: Duration? = nil
     ) async -> Output {
-        let started = ContinuousClock.now
-        let limit = min(timeout ?? self.timeout, self.timeout)
-        let run = ScrapeRun(order: selection ?? Array(self.entries.indices), deadline: started + limit)
-        if !run.order.isEmpty {
-            let lanes = min(self.lanes, run.order.count)
-            run.addLanes(lanes)
-            for _ in 0..<lanes { self.startLane(run, format: format) }
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await run.waitUntilFinished() }
-                group.addTask { await self.watch(run, format: format) }
-                await group.next()
-                group.cancelAll()
-            }
+        await withCheckedContinuation { continuation in
+            self.scrape(format: format, selection: selection, timeout: timeout) { continuation.resume(returning: $0) }
         }
-        return self.assemble(run, format: format)
+    }
+
+    /// Runs the selected collectors and hands the exposition to `completion`, on a scrape thread.
+    ///
+    /// Nothing of a scrape runs on Swift's cooperative pool: the collectors run on pool threads, the
+    /// deadline is kept by the ``ScrapeWatchdog`` thread, and whichever finishes the scrape assembles it.
+    public func scrape(
+        format: ExpositionFormat,
+        selection: [Int]? = nil,
+        timeout: Duration? = nil,
+        completion: @escaping @Sendable (Output) -> Void
+    ) {
+        let limit = min(timeout ?? self.timeout, self.timeout)
+        let run = ScrapeRun(order: selection ?? Array(self.entries.indices), deadline: .now + limit) { run in
+            completion(self.assemble(run, format: format))
+        }
+        guard !run.order.isEmpty else {
+            run.finishEmpty()
+            return
+        }
+        let lanes = min(self.lanes, run.order.count)
+        run.addLanes(lanes)
+        for _ in 0..<lanes { self.startLane(run, format: format) }
+        ScrapeWatchdog.shared.watch(run) { now in self.check(run, format: format, now: now) }
     }
 
     private func startLane(_ run: ScrapeRun, format: ExpositionFormat) {
@@ -209,29 +221,24 @@ public final class Scraper: Sendable {
         run.laneEnded()
     }
 
-    /// Replaces stalled lanes, and at the deadline gives up on whatever is still running.
-    private func watch(_ run: ScrapeRun, format: ExpositionFormat) async {
-        while true {
-            let wake = min(run.deadline, ContinuousClock.now + self.stallThreshold)
-            do {
-                try await Task.sleep(until: wake, clock: .continuous)
-            } catch {
-                return  // the scrape finished
+    /// Called by the watchdog while the scrape runs: replaces stalled lanes, and at the deadline gives
+    /// up on whatever is still running. Returns whether the scrape is over.
+    private func check(_ run: ScrapeRun, format: ExpositionFormat, now: ContinuousClock.Instant) -> Bool {
+        if run.isFinished { return true }
+        if now >= run.deadline {
+            for position in run.finishAtDeadline() {
+                let index = run.order[position]
+                self.abandoned.withLock { $0[index] += 1 }
+                self.logger.warning(
+                    "collector did not finish before the scrape deadline; its series are missing from this scrape",
+                    metadata: ["collector": "\(self.entries[index].name)"]
+                )
             }
-            if ContinuousClock.now >= run.deadline {
-                for position in run.finishAtDeadline() {
-                    let index = run.order[position]
-                    self.abandoned.withLock { $0[index] += 1 }
-                    self.logger.warning(
-                        "collector did not finish before the scrape deadline; its series are missing from this scrape",
-                        metadata: ["collector": "\(self.entries[index].name)"]
-                    )
-                }
-                return
-            }
-            let extra = run.lanesToAdd(wanted: self.lanes, stalledAfter: self.stallThreshold)
-            for _ in 0..<extra { self.startLane(run, format: format) }
+            return true
         }
+        let extra = run.lanesToAdd(wanted: self.lanes, stalledAfter: self.stallThreshold)
+        for _ in 0..<extra { self.startLane(run, format: format) }
+        return false
     }
 
     private func assemble(_ run: ScrapeRun, format: ExpositionFormat) -> Output {
@@ -296,18 +303,28 @@ final class ScrapeRun: Sendable {
         var activeLanes = 0
         var finished = false
         var remaining: Int
-        var waiter: CheckedContinuation<Void, Never>?
     }
 
     let order: [Int]
     let deadline: ContinuousClock.Instant
     let shared = ScrapeShared()
     private let state: Mutex<State>
+    /// Called once, by whoever finishes the scrape (the last collector's lane or the watchdog).
+    private let onFinish: @Sendable (ScrapeRun) -> Void
 
-    init(order: [Int], deadline: ContinuousClock.Instant) {
+    init(order: [Int], deadline: ContinuousClock.Instant, onFinish: @escaping @Sendable (ScrapeRun) -> Void) {
         self.order = order
         self.deadline = deadline
+        self.onFinish = onFinish
         self.state = Mutex(State(outcomes: Array(repeating: nil, count: order.count), remaining: order.count))
+    }
+
+    var isFinished: Bool { self.state.withLock { $0.finished } }
+
+    /// Finishes a scrape that has no collectors to run.
+    func finishEmpty() {
+        self.state.withLock { $0.finished = true }
+        self.onFinish(self)
     }
 
     func addLanes(_ count: Int) {
@@ -332,30 +349,17 @@ final class ScrapeRun: Sendable {
     /// Records a collector's outcome. Returns it back when the scrape had already given up on it.
     @discardableResult
     func complete(_ position: Int, outcome: Outcome) -> Outcome? {
-        let (late, waiter) = self.state.withLock { state -> (Outcome?, CheckedContinuation<Void, Never>?) in
+        let (late, last) = self.state.withLock { state -> (Outcome?, Bool) in
             state.started.removeValue(forKey: position)
-            guard !state.finished else { return (outcome, nil) }
+            guard !state.finished else { return (outcome, false) }
             state.outcomes[position] = outcome
             state.remaining -= 1
-            guard state.remaining == 0 else { return (nil, nil) }
+            guard state.remaining == 0 else { return (nil, false) }
             state.finished = true
-            let waiter = state.waiter
-            state.waiter = nil
-            return (nil, waiter)
+            return (nil, true)
         }
-        waiter?.resume()
+        if last { self.onFinish(self) }
         return late
-    }
-
-    func waitUntilFinished() async {
-        await withCheckedContinuation { continuation in
-            let finished = self.state.withLock { state in
-                if state.finished { return true }
-                state.waiter = continuation
-                return false
-            }
-            if finished { continuation.resume() }
-        }
     }
 
     /// How many lanes to start so that `wanted` lanes make progress while others are stuck.
@@ -373,8 +377,8 @@ final class ScrapeRun: Sendable {
 
     /// Gives up at the deadline: unfinished collectors fail. Returns the positions still running.
     func finishAtDeadline() -> [Int] {
-        let (running, waiter) = self.state.withLock { state -> ([Int], CheckedContinuation<Void, Never>?) in
-            guard !state.finished else { return ([], nil) }
+        let running = self.state.withLock { state -> [Int]? in
+            guard !state.finished else { return nil }
             state.finished = true
             let now = ContinuousClock.now
             let running = Array(state.started.keys)
@@ -382,11 +386,10 @@ final class ScrapeRun: Sendable {
                 let seconds = state.started[position].map { $0.duration(to: now).seconds } ?? 0
                 state.outcomes[position] = Outcome(bytes: [], seconds: seconds, success: false)
             }
-            let waiter = state.waiter
-            state.waiter = nil
-            return (running, waiter)
+            return running
         }
-        waiter?.resume()
+        guard let running else { return [] }
+        self.onFinish(self)
         return running
     }
 
