@@ -8,8 +8,9 @@ import Musl
 /// which has one thread per core: two hung `statfs` calls would otherwise stall every task in the
 /// process.
 ///
-/// A job that blocks forever parks only its own thread: when no thread is idle, the pool starts another,
-/// up to `maxThreads`. Threads above `keepThreads` exit after a minute without work.
+/// Up to `softLimit` threads run jobs; more jobs wait. A job that blocks for longer than `stuckAfter`
+/// stops counting against the limit — a hung call parks only its own thread and the pool starts
+/// another, up to `maxThreads`. Threads above `keepThreads` exit after a minute without work.
 public final class BlockingPool: @unchecked Sendable {
     // @unchecked: every mutable field below is guarded by `mutex`.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -18,14 +19,25 @@ public final class BlockingPool: @unchecked Sendable {
     private var head = 0
     private var threads = 0
     private var idle = 0
-    private var stopping = false
+    /// When each busy thread started its current job (by thread slot).
+    private var busySince: [Int: ContinuousClock.Instant] = [:]
+    private var nextSlot = 0
     private let maxThreads: Int
+    private let softLimit: Int
+    private let stuckAfter: Duration
     private let keepThreads: Int
 
-    /// The pool every part of the agent shares.
+    /// The pool for blocking calls that the agent waits for with a deadline (statfs, bus calls).
     public static let shared = BlockingPool()
 
-    public init(maxThreads: Int = 64, keepThreads: Int = 2) {
+    public init(
+        softLimit: Int = 64,
+        stuckAfter: Duration = .milliseconds(200),
+        maxThreads: Int = 64,
+        keepThreads: Int = 2
+    ) {
+        self.softLimit = softLimit
+        self.stuckAfter = stuckAfter
         self.maxThreads = maxThreads
         self.keepThreads = keepThreads
         pthread_mutex_init(self.mutex, nil)
@@ -48,7 +60,13 @@ public final class BlockingPool: @unchecked Sendable {
         pthread_mutex_lock(self.mutex)
         self.jobs.append(job)
         let pending = self.jobs.count - self.head
-        let startThread = pending > self.idle && self.threads < self.maxThreads
+        var startThread = pending > self.idle && self.threads < self.maxThreads
+        if startThread && self.threads >= self.softLimit {
+            // At the limit, only threads stuck in long calls make room for another.
+            let now = ContinuousClock.now
+            let stuck = self.busySince.values.filter { $0.duration(to: now) >= self.stuckAfter }.count
+            startThread = self.threads - stuck < self.softLimit
+        }
         if startThread { self.threads += 1 }
         pthread_cond_signal(self.condition)
         pthread_mutex_unlock(self.mutex)
@@ -92,6 +110,8 @@ public final class BlockingPool: @unchecked Sendable {
 
     private func work() {
         pthread_mutex_lock(self.mutex)
+        let slot = self.nextSlot
+        self.nextSlot += 1
         while true {
             if self.head < self.jobs.count {
                 let job = self.jobs[self.head]
@@ -100,9 +120,11 @@ public final class BlockingPool: @unchecked Sendable {
                     self.jobs.removeAll(keepingCapacity: true)
                     self.head = 0
                 }
+                self.busySince[slot] = .now
                 pthread_mutex_unlock(self.mutex)
                 job()
                 pthread_mutex_lock(self.mutex)
+                self.busySince[slot] = nil
                 continue
             }
             self.idle += 1

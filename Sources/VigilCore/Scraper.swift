@@ -42,6 +42,8 @@ public final class Scraper: Sendable {
     private let knownNames: Set<String>
     private let paths: PathRoots
     private let pool: BlockingPool
+    /// Threads for the lanes: as many as make progress on the cores, plus replacements for stuck ones.
+    private let lanePool: BlockingPool
     private let logger: Logger
     private let lanes: Int
     private let stallThreshold: Duration
@@ -68,6 +70,7 @@ public final class Scraper: Sendable {
         self.knownNames = knownNames
         self.paths = paths
         self.pool = pool
+        self.lanePool = BlockingPool(softLimit: 4, stuckAfter: stallThreshold)
         self.logger = logger
         self.lanes = max(1, lanes)
         self.timeout = timeout
@@ -150,7 +153,7 @@ public final class Scraper: Sendable {
     }
 
     private func startLane(_ run: ScrapeRun, format: ExpositionFormat) {
-        self.pool.submit { self.lane(run, format: format) }
+        self.lanePool.submit { self.lane(run, format: format) }
     }
 
     /// One lane: claims collectors in turn and runs them.
