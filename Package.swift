@@ -5,6 +5,8 @@ let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 
 let package = Package(
     name: "vigil",
@@ -17,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
@@ -26,7 +29,19 @@ let package = Package(
         .systemLibrary(name: "CYAML", providers: [.apt(["libyaml-dev"])]),
         .target(name: "VigilCore", dependencies: ["CZlib", logging]),
         .target(name: "Collectors", dependencies: ["VigilCore", "CSystemd", logging], path: "collectors"),
-        .target(name: "VigilForward", dependencies: ["VigilCore", logging]),
+        .target(
+            name: "VigilForward",
+            dependencies: [
+                "VigilCore", logging, nioCore, nioPosix, nioSSL, serviceLifecycle,
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
+        ),
+        // The strict forward-protocol receiver for tests and benchmarks; not part of the `vigil` product.
+        .target(
+            name: "VigilForwardTestSupport",
+            dependencies: ["VigilForward", "VigilCore", nioCore, nioPosix, nioSSL]
+        ),
+        .executableTarget(name: "forward-receiver", dependencies: ["VigilForwardTestSupport"]),
         .target(
             name: "VigilAgent",
             dependencies: [
@@ -38,7 +53,10 @@ let package = Package(
         .executableTarget(name: "vigil", dependencies: ["VigilAgent"]),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(name: "CollectorsTests", dependencies: ["Collectors", "VigilCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "VigilForwardTests", dependencies: ["VigilForward"]),
+        .testTarget(
+            name: "VigilForwardTests",
+            dependencies: ["VigilForward", "VigilForwardTestSupport", "VigilCore", logging, nioCore, nioPosix]
+        ),
         .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "Collectors"]),
     ]
 )

@@ -16,6 +16,22 @@ public struct ForwardBatch: Sendable {
         self.count = count
         self.chunkID = chunkID
     }
+
+    /// A batch whose chunk id is derived from its content (Fluent Bit's way): the first 16 bytes of the
+    /// SHA-512 of tag and entries, so that a batch rebuilt from the same journal entries after a restart
+    /// carries the same id.
+    public init(tag: String, entries: [UInt8], count: Int) {
+        self.init(tag: tag, entries: entries, count: count, chunkID: Self.contentChunkID(tag: tag, entries: entries))
+    }
+
+    /// Base64 of the first 16 bytes of SHA-512(tag ‖ 0x00 ‖ entries).
+    public static func contentChunkID(tag: String, entries: [UInt8]) -> String {
+        var hasher = SHA512()
+        hasher.update(tag)
+        hasher.update([0])
+        hasher.update(entries)
+        return base64Encode(hasher.finalize().prefix(16))
+    }
 }
 
 /// Where the log pipeline hands its batches: forward targets, or the dry-run printer.

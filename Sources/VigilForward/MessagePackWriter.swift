@@ -77,6 +77,12 @@ public struct MessagePackWriter: Sendable {
         }
     }
 
+    /// Writes a float 64.
+    public mutating func writeDouble(_ value: Double) {
+        self.bytes.append(0xCB)
+        self.appendBigEndian(value.bitPattern)
+    }
+
     public mutating func writeString(_ value: String) {
         var value = value
         value.withUTF8 { self.writeString(utf8: UnsafeRawBufferPointer($0)) }
@@ -130,6 +136,32 @@ public struct MessagePackWriter: Sendable {
         self.bytes.append(0x00)
         self.appendBigEndian(seconds)
         self.appendBigEndian(nanoseconds)
+    }
+
+    public mutating func writeEventTime(_ time: EventTime) {
+        self.writeEventTime(seconds: time.seconds, nanoseconds: time.nanoseconds)
+    }
+
+    /// Writes an extension value of `type` in its smallest form (fixext when the size allows).
+    public mutating func writeExtension(type: Int8, data: [UInt8]) {
+        switch data.count {
+        case 1: self.bytes.append(0xD4)
+        case 2: self.bytes.append(0xD5)
+        case 4: self.bytes.append(0xD6)
+        case 8: self.bytes.append(0xD7)
+        case 16: self.bytes.append(0xD8)
+        case ..<0x100:
+            self.bytes.append(0xC7)
+            self.bytes.append(UInt8(data.count))
+        case ..<0x1_0000:
+            self.bytes.append(0xC8)
+            self.appendBigEndian(UInt16(data.count))
+        default:
+            self.bytes.append(0xC9)
+            self.appendBigEndian(UInt32(data.count))
+        }
+        self.bytes.append(UInt8(bitPattern: type))
+        self.bytes.append(contentsOf: data)
     }
 
     private mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
