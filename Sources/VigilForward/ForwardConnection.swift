@@ -4,6 +4,10 @@ import NIOSSL
 import NIOTLS
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One client connection to a forward target, established: TCP connected, TLS negotiated, and the
 /// HELO/PING/PONG handshake done when the target needs one.
 ///
@@ -64,7 +68,11 @@ final class ForwardConnection: Sendable {
                 .connect(host: endpoint.host, port: endpoint.port)
                 .get()
         } catch {
-            throw ForwardError(.connectFailed, "connect to \(endpoint.label) failed: \(error)", cause: error)
+            throw ForwardError(
+                .connectFailed,
+                "connect to \(endpoint.label) failed: \(describeConnectError(error))",
+                cause: error
+            )
         }
         let handler = try await channel.eventLoop.submit {
             NIOLoopBound(
@@ -94,9 +102,9 @@ final class ForwardConnection: Sendable {
     }
 
     /// Sends one request and waits for the ack naming `chunkID`.
-    func send(_ frame: [UInt8], chunkID: String, ackTimeout: Duration) async throws {
+    func send(_ frame: ByteBuffer, chunkID: String, ackTimeout: Duration) async throws {
         do {
-            try await self.channel.writeAndFlush(ByteBuffer(bytes: frame))
+            try await self.channel.writeAndFlush(frame)
         } catch {
             self.close()
             throw ForwardError(.connectionClosed, "sending to \(self.label) failed: \(error)", cause: error)
@@ -155,7 +163,11 @@ final class ForwardConnection: Sendable {
         } catch let error as ForwardError {
             throw error
         } catch {
-            throw ForwardError(.tlsFailed, "TLS handshake with \(self.label) failed: \(error)", cause: error)
+            throw ForwardError(
+                .tlsFailed,
+                "TLS handshake with \(self.label) failed: \(describeTLSError(error))",
+                cause: error
+            )
         }
     }
 
@@ -222,7 +234,11 @@ final class ForwardConnection: Sendable {
                 throw ForwardError(.invalidResponse, "invalid response from \(self.label): \(error)", cause: error)
             }
             if error is NIOSSLError {
-                throw ForwardError(.tlsFailed, "TLS with \(self.label) failed: \(error)", cause: error)
+                throw ForwardError(
+                    .tlsFailed,
+                    "TLS with \(self.label) failed: \(describeTLSError(error))",
+                    cause: error
+                )
             }
             throw ForwardError(
                 .connectionClosed,
@@ -231,6 +247,41 @@ final class ForwardConnection: Sendable {
             )
         }
     }
+}
+
+/// The reason of a failed connect, without NIO's wrapping: "Connection refused", "timed out after …".
+private func describeConnectError(_ error: any Error) -> String {
+    if let error = error as? NIOConnectionError {
+        if let dnsError = error.dnsAError ?? error.dnsAAAAError, error.connectionErrors.isEmpty {
+            return "DNS lookup of \(error.host) failed: \(dnsError)"
+        }
+        var reasons: [String] = []
+        for failure in error.connectionErrors {
+            let reason = describeConnectError(failure.error)
+            if !reasons.contains(reason) { reasons.append(reason) }
+        }
+        return reasons.isEmpty ? "\(error)" : reasons.joined(separator: "; ")
+    }
+    if let error = error as? IOError {
+        return String(cString: strerror(error.errnoCode))
+    }
+    if let error = error as? ChannelError, case .connectTimeout(let timeout) = error {
+        return "timed out after \(Duration.nanoseconds(timeout.nanoseconds))"
+    }
+    return "\(error)"
+}
+
+/// BoringSSL's reason codes (`CERTIFICATE_VERIFY_FAILED`) rather than NIOSSL's full error stack.
+private func describeTLSError(_ error: any Error) -> String {
+    let text = "\(error)"
+    var reasons: [Substring] = []
+    var rest = text[...]
+    while let range = rest.firstRange(of: "OPENSSL_internal:") {
+        rest = rest[range.upperBound...]
+        let reason = rest.prefix { $0 != " " && $0 != "]" && $0 != ")" && $0 != "," }
+        if !reason.isEmpty && !reasons.contains(reason) { reasons.append(reason) }
+    }
+    return reasons.isEmpty ? text : reasons.joined(separator: ", ")
 }
 
 /// Hands a connection's handler from the channel initializer to ``ForwardConnection/establish``.

@@ -82,7 +82,8 @@ public final class ForwardOutput: BatchSink, Service {
             self.logger.error("\(error)")
             throw error
         }
-        let frame = ForwardFrame.encode(batch, compression: self.configuration.compression)
+        // Encoded (and compressed) once; every attempt writes the same buffer.
+        let frame = ByteBuffer(bytes: ForwardFrame.encode(batch, compression: self.configuration.compression))
         var failedRounds = 0
         while true {
             try Task.checkCancellation()
@@ -132,7 +133,7 @@ public final class ForwardOutput: BatchSink, Service {
     }
 
     /// One attempt on one target: a kept-open connection or a new one, the request, the ack.
-    private func send(_ frame: [UInt8], batch: ForwardBatch, to target: ForwardTarget) async throws {
+    private func send(_ frame: ByteBuffer, batch: ForwardBatch, to target: ForwardTarget) async throws {
         var connection: ForwardConnection
         var reused = false
         if let idle = target.takeIdleConnection(maxIdle: self.configuration.keepaliveTimeout) {

@@ -58,6 +58,23 @@ import VigilForwardTestSupport
         #expect(snapshot.connectionsAccepted >= 3)
     }
 
+    @Test func heloRefusingKeepaliveGetsOneConnectionPerBatch() async throws {
+        let receiver = try await startReceiver {
+            $0.sharedKey = "k"
+            $0.keepalive = false
+        }
+        defer { Task { await receiver.stop() } }
+        let output = try ForwardOutput(
+            configuration: testConfiguration([target(receiver)]) { $0.sharedKey = "k" },
+            logger: LogCapture().logger
+        )
+        for seed in 0..<4 { try await output.deliver(makeBatch(seed: seed).0) }
+        #expect(receiver.snapshot.connectionsAccepted == 4)
+        #expect(receiver.snapshot.requests.count == 4)
+        // Not one attempt on a connection the server was about to close.
+        #expect(output.metrics.counters(for: "127.0.0.1:\(receiver.port)")?.batchesRetried == 0)
+    }
+
     @Test func delayedAckIsResentOnANewConnection() async throws {
         let receiver = try await startReceiver()
         defer { Task { await receiver.stop() } }
@@ -257,6 +274,28 @@ import VigilForwardTestSupport
         let snapshot = receiver.snapshot
         #expect(snapshot.handshakeFailures.isEmpty)
         #expect(snapshot.uniqueEvents == events)
+    }
+
+    @Test func wrongPasswordIsAClearError() async throws {
+        let receiver = try await startReceiver {
+            $0.sharedKey = "k"
+            $0.users = ["alice": "wonderland"]
+        }
+        defer { Task { await receiver.stop() } }
+        let logs = LogCapture()
+        var settings = target(receiver)
+        settings.username = "alice"
+        settings.password = "looking-glass"
+        let output = try ForwardOutput(
+            configuration: testConfiguration([settings]) { $0.sharedKey = "k" },
+            logger: logs.logger
+        )
+        let delivery = Task { try await output.deliver(makeBatch().0) }
+        #expect(await eventually { logs.contains("failed: username/password mismatch") })
+        delivery.cancel()
+        await #expect(throws: CancellationError.self) { try await delivery.value }
+        #expect(receiver.snapshot.requests.isEmpty)
+        #expect(receiver.snapshot.handshakeFailures.first == "username/password mismatch")
     }
 
     @Test func wrongSharedKeyIsAClearErrorAndNothingIsDelivered() async throws {
