@@ -42,6 +42,7 @@ let package = Package(
             dependencies: ["VigilForward", "VigilCore", nioCore, nioPosix, nioSSL]
         ),
         .executableTarget(name: "forward-receiver", dependencies: ["VigilForwardTestSupport"]),
+        .executableTarget(name: "forward-bench", dependencies: ["VigilForward", "VigilForwardTestSupport", logging]),
         .target(
             name: "VigilAgent",
             dependencies: [

@@ -51,7 +51,7 @@ final class ForwardConnection: Sendable {
         let channel: any Channel
         let slot = HandlerSlot()
         do {
-            channel = try await ClientBootstrap(group: group)
+            let connecting = ClientBootstrap(group: group)
                 .connectTimeout(TimeAmount(timeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
@@ -66,7 +66,16 @@ final class ForwardConnection: Sendable {
                     }
                 }
                 .connect(host: endpoint.host, port: endpoint.port)
-                .get()
+            // A connect cannot be cancelled; on cancellation stop waiting for it, and close the channel
+            // should it still succeed.
+            let connected = connecting.eventLoop.makePromise(of: (any Channel).self)
+            connecting.cascade(to: connected)
+            connected.futureResult.whenFailure { _ in connecting.whenSuccess { $0.close(promise: nil) } }
+            channel = try await withTaskCancellationHandler {
+                try await connected.futureResult.get()
+            } onCancel: {
+                connected.fail(CancellationError())
+            }
         } catch {
             throw ForwardError(
                 .connectFailed,
@@ -74,12 +83,12 @@ final class ForwardConnection: Sendable {
                 cause: error
             )
         }
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(
-                try channel.pipeline.syncOperations.handler(type: ResponseHandler.self),
-                eventLoop: channel.eventLoop
-            )
-        }.get()
+        // Taken from the initializer rather than looked up in the pipeline: the server may have closed
+        // the channel (emptying its pipeline) already, and the handler knows why.
+        guard let handler = slot.handler.withLock({ $0 }) else {
+            channel.close(promise: nil)
+            throw ForwardError(.connectFailed, "connect to \(endpoint.label) failed: channel not initialized")
+        }
         let connection = ForwardConnection(channel: channel, handler: handler, label: endpoint.label, keepalive: true)
         do {
             if endpoint.tls != nil {

@@ -25,8 +25,8 @@ public final class ForwardOutput: BatchSink, Service {
     private let logger: Logger
     private let group: any EventLoopGroup
 
-    /// - Throws: ``ForwardError`` with code `configuration` when there is no target or a TLS file cannot
-    ///   be used.
+    /// - Throws: ``ForwardError`` with code `configuration` when there is no regular target of non-zero
+    ///   weight or a TLS file cannot be used.
     public init(
         configuration: ForwardConfiguration,
         logger: Logger,
@@ -34,6 +34,10 @@ public final class ForwardOutput: BatchSink, Service {
     ) throws(ForwardError) {
         guard !configuration.targets.isEmpty else {
             throw ForwardError(.configuration, "forward: no targets configured")
+        }
+        // Standby targets only stand in for regular ones (fluentd would never use them alone).
+        guard configuration.targets.contains(where: { !$0.standby && $0.weight > 0 }) else {
+            throw ForwardError(.configuration, "forward: no regular target with a weight above 0")
         }
         var targets: [ForwardTarget] = []
         for (index, target) in configuration.targets.enumerated() {

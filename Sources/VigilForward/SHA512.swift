@@ -24,12 +24,14 @@ public struct SHA512: Sendable {
             self.pending.append(contentsOf: bytes[0..<take])
             offset = take
             guard self.pending.count == 128 else { return }
-            self.pending.withUnsafeBytes { self.compress($0) }
+            let block = self.pending
+            block.withUnsafeBytes { self.compress($0) }
             self.pending.removeAll(keepingCapacity: true)
         }
-        while bytes.count - offset >= 128 {
-            self.compress(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + 128]))
-            offset += 128
+        let whole = (bytes.count - offset) / 128 * 128
+        if whole > 0 {
+            self.compress(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + whole]))
+            offset += whole
         }
         self.pending.append(contentsOf: bytes[offset...])
     }
@@ -87,26 +89,37 @@ public struct SHA512: Sendable {
         return String(decoding: text, as: UTF8.self)
     }
 
-    private mutating func compress(_ block: UnsafeRawBufferPointer) {
-        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 80) { w in
-            self.compress(block, schedule: w)
+    /// Hashes whole 128-byte blocks.
+    private mutating func compress(_ blocks: UnsafeRawBufferPointer) {
+        precondition(blocks.count % 128 == 0)
+        roundConstants.withUnsafeBufferPointer { k in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 80) { w in
+                for offset in stride(from: 0, to: blocks.count, by: 128) {
+                    self.compress(UnsafeRawBufferPointer(rebasing: blocks[offset..<offset + 128]), w: w, k: k)
+                }
+            }
         }
     }
 
-    private mutating func compress(_ block: UnsafeRawBufferPointer, schedule w: UnsafeMutableBufferPointer<UInt64>) {
+    @inline(__always)
+    private mutating func compress(
+        _ block: UnsafeRawBufferPointer,
+        w: UnsafeMutableBufferPointer<UInt64>,
+        k: UnsafeBufferPointer<UInt64>
+    ) {
         for t in 0..<16 {
-            w[t] = UInt64(bigEndian: block.loadUnaligned(fromByteOffset: t * 8, as: UInt64.self))
+            w[t] = UInt64(bigEndian: block.loadUnaligned(fromByteOffset: t &* 8, as: UInt64.self))
         }
         for t in 16..<80 {
-            let s0 = rotateRight(w[t - 15], 1) ^ rotateRight(w[t - 15], 8) ^ (w[t - 15] >> 7)
-            let s1 = rotateRight(w[t - 2], 19) ^ rotateRight(w[t - 2], 61) ^ (w[t - 2] >> 6)
-            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+            let s0 = rotateRight(w[t &- 15], 1) ^ rotateRight(w[t &- 15], 8) ^ (w[t &- 15] &>> 7)
+            let s1 = rotateRight(w[t &- 2], 19) ^ rotateRight(w[t &- 2], 61) ^ (w[t &- 2] &>> 6)
+            w[t] = w[t &- 16] &+ s0 &+ w[t &- 7] &+ s1
         }
         var (a, b, c, d, e, f, g, h) = self.state
         for t in 0..<80 {
             let s1 = rotateRight(e, 14) ^ rotateRight(e, 18) ^ rotateRight(e, 41)
             let choice = (e & f) ^ (~e & g)
-            let t1 = h &+ s1 &+ choice &+ roundConstants[t] &+ w[t]
+            let t1 = h &+ s1 &+ choice &+ k[t] &+ w[t]
             let s0 = rotateRight(a, 28) ^ rotateRight(a, 34) ^ rotateRight(a, 39)
             let majority = (a & b) ^ (a & c) ^ (b & c)
             let t2 = s0 &+ majority
@@ -132,7 +145,7 @@ public struct SHA512: Sendable {
 
 @inline(__always)
 private func rotateRight(_ value: UInt64, _ count: UInt64) -> UInt64 {
-    (value >> count) | (value << (64 - count))
+    (value &>> count) | (value &<< (64 &- count))
 }
 
 private let roundConstants: [UInt64] = [

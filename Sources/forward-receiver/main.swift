@@ -39,6 +39,8 @@ while let flag = arguments.popFirst() {
         configuration.recordEvents = true
         continue
     }
+    let valueFlags: Set<String> = ["--listen", "--shared-key", "--user", "--hostname", "--tls-cert", "--tls-key"]
+    guard valueFlags.contains(flag) else { fail("unknown flag \(flag)") }
     guard let value = arguments.popFirst() else { fail("\(flag) needs a value") }
     switch flag {
     case "--listen":

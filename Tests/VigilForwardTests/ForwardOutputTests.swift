@@ -433,6 +433,25 @@ import VigilForwardTestSupport
         #expect(receiver.snapshot.connectionsAccepted == 0)
     }
 
+    @Test func refusesUnusableConfigurations() throws {
+        func error(_ configuration: ForwardConfiguration) -> String? {
+            do {
+                _ = try ForwardOutput(configuration: configuration, logger: LogCapture().logger)
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        #expect(error(testConfiguration([])) == "forward: no targets configured")
+        #expect(
+            error(testConfiguration([.init(host: "a", weight: 0), .init(host: "b", standby: true)]))
+                == "forward: no regular target with a weight above 0"
+        )
+        var missingCA = ForwardConfiguration.Target(host: "a")
+        missingCA.tls = .init(caFile: "/nonexistent/ca.pem")
+        #expect(error(testConfiguration([missingCA]))?.hasPrefix("forward target a:24224: TLS setup failed") == true)
+    }
+
     @Test func metricsExposition() async throws {
         let receiver = try await startReceiver()
         defer { Task { await receiver.stop() } }
