@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "CollectorsTests", dependencies: ["Collectors", "VigilCore"], exclude: ["Fixtures"]),
         .testTarget(
             name: "VigilForwardTests",
-            dependencies: ["VigilForward", "VigilForwardTestSupport", "VigilCore", logging, nioCore, nioPosix]
+            dependencies: ["VigilForward", "VigilForwardTestSupport", "VigilCore", logging]
         ),
         .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "Collectors"]),
     ]
