@@ -116,7 +116,14 @@ struct TestCertificates: Sendable {
     static let shared: Result<TestCertificates, any Error> = Result { try TestCertificates.make() }
 
     private static func make() throws -> TestCertificates {
-        let directory = "/tmp/vigil-fwd-certs-\(getpid())"
+        // One directory per test process; those of processes that have ended are removed.
+        let prefix = "vigil-fwd-certs-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [] where name.hasPrefix(prefix) {
+            if let pid = Int32(name.dropFirst(prefix.count)), kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: "/tmp/" + name)
+            }
+        }
+        let directory = "/tmp/\(prefix)\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
