@@ -37,8 +37,9 @@ public struct ForwardBatch: Sendable {
 /// Where the log pipeline hands its batches: forward targets, or the dry-run printer.
 public protocol BatchSink: Sendable {
     /// Delivers a batch and returns once a receiver has acknowledged it. It retries (with backoff,
-    /// across targets) for as long as it takes; it throws only when the agent shuts down
-    /// (`CancellationError`), in which case the batch counts as not delivered.
+    /// across targets) for as long as it takes; it throws when the agent shuts down
+    /// (`CancellationError`), in which case the batch counts as not delivered, and for a batch it can
+    /// never send (``ForwardOutput`` refuses entries above `maxBatchBytes`: a bug in the caller).
     func deliver(_ batch: ForwardBatch) async throws
 }
 
