@@ -7,7 +7,7 @@ BUILD_PACKAGES := libsystemd-dev zlib1g-dev libyaml-dev pkg-config
 # Tests also start real components: Prometheus and promtool, node_exporter for side-by-side parity,
 # journald and journal-remote for the journal, systemd and dbus booted in a private namespace.
 TEST_PACKAGES := $(BUILD_PACKAGES) prometheus prometheus-node-exporter systemd systemd-journal-remote dbus \
-	util-linux iproute2 curl binutils
+	util-linux iproute2 curl binutils openssl
 
 ARGS ?=
 
