@@ -4,6 +4,7 @@ public import VigilCore
 /// factory. The command line, the configuration file and `collect[]` all resolve names against this list.
 public enum CollectorCatalog {
     public static let all: [CollectorDescriptor] = [
+        FilesystemCollector.descriptor,
         LoadavgCollector.descriptor,
         MeminfoCollector.descriptor,
     ]

@@ -1,0 +1,517 @@
+import Logging
+import Synchronization
+import VigilCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Size, free space and inodes of every mounted file system (`node_filesystem_*`), from mountinfo and
+/// `statfs(2)`.
+///
+/// `statfs` on a dead NFS, CIFS or FUSE mount blocks in the kernel and cannot be interrupted, so the
+/// calls run on ``BlockingPool`` threads, a few at a time, each with a deadline. A mount whose call
+/// misses its deadline is reported with `device_error="mountpoint timeout"` and put on a stuck list;
+/// later scrapes report it the same way without calling `statfs` again until the hung call returns.
+/// A hung mount therefore parks one thread, and no scrape waits for it longer than the mount timeout.
+struct FilesystemCollector: Collector {
+    static let descriptor = CollectorDescriptor(
+        name: "filesystem",
+        enabledByDefault: true,
+        help: "file system sizes and free space (statfs of every mount)",
+        options: [
+            OptionSpec(
+                "collector.filesystem.mount-points-exclude",
+                .regex(#"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"#),
+                help:
+                    "Regexp of mount points to exclude for filesystem collector. (mutually exclusive to mount-points-include)",
+                aliases: ["collector.filesystem.ignored-mount-points"]
+            ),
+            OptionSpec(
+                "collector.filesystem.mount-points-include",
+                .regex(""),
+                help:
+                    "Regexp of mount points to include for filesystem collector. (mutually exclusive to mount-points-exclude)"
+            ),
+            OptionSpec(
+                "collector.filesystem.fs-types-exclude",
+                .regex(
+                    "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$"
+                ),
+                help:
+                    "Regexp of filesystem types to exclude for filesystem collector. (mutually exclusive to fs-types-include)",
+                aliases: ["collector.filesystem.ignored-fs-types"]
+            ),
+            OptionSpec(
+                "collector.filesystem.fs-types-include",
+                .regex(""),
+                help:
+                    "Regexp of filesystem types to include for filesystem collector. (mutually exclusive to fs-types-exclude)"
+            ),
+            OptionSpec(
+                "collector.filesystem.mount-timeout",
+                .duration(.seconds(5)),
+                help: "how long to wait for a mount to respond before marking it as stale"
+            ),
+            OptionSpec(
+                "collector.filesystem.stat-workers",
+                .integer(4),
+                help: "how many stat calls to process simultaneously"
+            ),
+        ]
+    ) { setup in
+        try FilesystemCollector(setup: setup)
+    }
+
+    /// How much earlier than the scrape deadline the collector stops waiting, to write its samples.
+    static let deadlineMargin: Duration = .milliseconds(250)
+
+    let mountPoints: NameFilter
+    let fsTypes: NameFilter
+    let mountTimeout: Duration
+    let statWorkers: Int
+    let stuck = StuckMounts()
+    let statfs: @Sendable (String) -> StatfsResult
+
+    init(setup: CollectorSetup) throws {
+        let settings = setup.settings
+        let timeout = settings.duration("collector.filesystem.mount-timeout")
+        guard timeout > .zero else {
+            throw settings.error("collector.filesystem.mount-timeout", "must be longer than zero")
+        }
+        let workers = settings.integer("collector.filesystem.stat-workers")
+        guard workers >= 1 else {
+            throw settings.error("collector.filesystem.stat-workers", "must be at least 1")
+        }
+        self.init(
+            mountPoints: try setup.nameFilter(
+                include: "collector.filesystem.mount-points-include",
+                exclude: "collector.filesystem.mount-points-exclude"
+            ),
+            fsTypes: try setup.nameFilter(
+                include: "collector.filesystem.fs-types-include",
+                exclude: "collector.filesystem.fs-types-exclude"
+            ),
+            mountTimeout: timeout,
+            statWorkers: workers
+        )
+    }
+
+    /// - Parameter statfs: the call that measures a path; tests pass one that blocks like a dead mount.
+    init(
+        mountPoints: NameFilter,
+        fsTypes: NameFilter,
+        mountTimeout: Duration,
+        statWorkers: Int,
+        statfs: @escaping @Sendable (String) -> StatfsResult = systemStatfs
+    ) {
+        self.mountPoints = mountPoints
+        self.fsTypes = fsTypes
+        self.mountTimeout = mountTimeout
+        self.statWorkers = statWorkers
+        self.statfs = statfs
+    }
+
+    func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
+        let mounts = self.selectMounts(try context.mountinfo(), paths: context.paths)
+        let outcomes = self.measure(mounts, context: context)
+        var stats: [(mount: SelectedMount, outcome: StatfsOutcome)] = []
+        var unmeasured = 0
+        for (mount, outcome) in zip(mounts, outcomes) {
+            if case .notStarted = outcome {
+                unmeasured += 1
+            } else {
+                stats.append((mount, outcome))
+            }
+        }
+        if unmeasured > 0 {
+            context.recordFailure("statfs of \(unmeasured) mounts could not start before the scrape deadline")
+        }
+        writeFamilies(stats, into: &writer)
+    }
+
+    /// The mounts that pass the filters, once per device, mount point and type: node_exporter reports a
+    /// repeated mount (a tmpfs mounted twice on /tmp) once, with the labels of the first.
+    func selectMounts(_ entries: [MountinfoEntry], paths: PathRoots) -> [SelectedMount] {
+        var selected: [SelectedMount] = []
+        var seen = Set<[String]>()
+        for entry in entries {
+            let mountPoint = paths.strippingRootfs(entry.mountPoint)
+            guard self.mountPoints.allows(mountPoint), self.fsTypes.allows(entry.fsType),
+                seen.insert([entry.source, mountPoint, entry.fsType]).inserted
+            else { continue }
+            selected.append(
+                SelectedMount(
+                    device: entry.source,
+                    mountPoint: mountPoint,
+                    fsType: entry.fsType,
+                    major: entry.major,
+                    minor: entry.minor,
+                    readOnly: entry.isReadOnly,
+                    statPath: paths.root(mountPoint)
+                )
+            )
+        }
+        return selected
+    }
+
+    /// Calls `statfs` for each mount on pool threads, at most `statWorkers` at a time, each until its own
+    /// deadline (the mount timeout, but never later than the scrape deadline allows).
+    func measure(_ mounts: [SelectedMount], context: ScrapeContext) -> [StatfsOutcome] {
+        var outcomes = [StatfsOutcome](repeating: .notStarted, count: mounts.count)
+        var toMeasure: [Int] = []
+        for (index, mount) in mounts.enumerated() {
+            if self.stuck.contains(mount.statPath) {
+                outcomes[index] = .timedOut
+                context.logger.debug(
+                    "mount point is in an unresponsive state",
+                    metadata: ["mountpoint": "\(mount.mountPoint)"]
+                )
+            } else {
+                toMeasure.append(index)
+            }
+        }
+        guard !toMeasure.isEmpty else { return outcomes }
+        let run = StatfsRun(
+            paths: toMeasure.map { mounts[$0].statPath },
+            statfs: self.statfs,
+            stuck: self.stuck,
+            pool: context.pool
+        )
+        let measured = run.run(
+            workers: self.statWorkers,
+            timeout: self.mountTimeout,
+            limit: context.deadline - Self.deadlineMargin
+        )
+        for (call, outcome) in measured.enumerated() {
+            let mount = mounts[toMeasure[call]]
+            switch outcome {
+            case .timedOut:
+                context.logger.warning(
+                    "mount point timed out, it is being labeled as stuck and will not be monitored",
+                    metadata: ["mountpoint": "\(mount.mountPoint)"]
+                )
+            case .measured(.failure(let code)):
+                context.logger.debug(
+                    "error on statfs() system call",
+                    metadata: ["path": "\(mount.statPath)", "err": "\(goErrnoText(code))"]
+                )
+            default: break
+            }
+            outcomes[toMeasure[call]] = outcome
+        }
+        return outcomes
+    }
+}
+
+/// A mount to measure, with its labels.
+struct SelectedMount: Sendable, Equatable {
+    var device: String
+    /// As labelled: without the rootfs prefix.
+    var mountPoint: String
+    var fsType: String
+    var major: Int
+    var minor: Int
+    var readOnly: Bool
+    /// Where `statfs` looks: the mount point under `--path.rootfs`.
+    var statPath: String
+}
+
+/// What `statfs(2)` reported for one path, or the errno it failed with.
+enum StatfsResult: Sendable, Equatable {
+    case usage(FilesystemUsage)
+    case failure(errno: Int32)
+}
+
+/// Sizes in bytes and inode counts, as node_exporter computes them (blocks × `f_bsize`).
+struct FilesystemUsage: Sendable, Equatable {
+    var size: Double
+    var free: Double
+    var avail: Double
+    var files: Double
+    var filesFree: Double
+}
+
+/// How the measurement of one mount ended.
+enum StatfsOutcome: Sendable, Equatable {
+    case measured(StatfsResult)
+    /// The call did not return in time, now or in an earlier scrape.
+    case timedOut
+    /// The scrape deadline came before the call could start.
+    case notStarted
+}
+
+/// The real `statfs(2)`, retried on EINTR. Glibc's module has no `statfs`; `statvfs(3)` is a thin
+/// wrapper around it on Linux with the same block size and counts.
+@Sendable func systemStatfs(_ path: String) -> StatfsResult {
+    var buffer = statvfs()
+    while statvfs(path, &buffer) != 0 {
+        let code = errno
+        if code != EINTR { return .failure(errno: code) }
+    }
+    let blockSize = Double(buffer.f_bsize)
+    return .usage(
+        FilesystemUsage(
+            size: Double(buffer.f_blocks) * blockSize,
+            free: Double(buffer.f_bfree) * blockSize,
+            avail: Double(buffer.f_bavail) * blockSize,
+            files: Double(buffer.f_files),
+            filesFree: Double(buffer.f_ffree)
+        )
+    )
+}
+
+/// The text of Go's `syscall.Errno.Error()`, which node_exporter puts in `device_error`: the C
+/// library's message with a lower-case first letter, from a table generated from an older glibc (ESTALE
+/// still reads "stale NFS file handle").
+func goErrnoText(_ code: Int32) -> String {
+    if code == ESTALE { return "stale NFS file handle" }
+    guard let message = strerror(code) else { return "errno \(code)" }
+    var bytes = Array(String(cString: message).utf8)
+    if bytes.starts(with: "Unknown error".utf8) { return "errno \(code)" }
+    // Go's generator lower-cases "Permission denied" but keeps "RFS specific error".
+    if bytes.count > 1, (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(bytes[0]),
+        !(UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(bytes[1])
+    {
+        bytes[0] += 32
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Mounts whose `statfs` missed its deadline and has not returned since, by stat path.
+final class StuckMounts: Sendable {
+    private let paths = Mutex<Set<String>>([])
+
+    func contains(_ path: String) -> Bool { self.paths.withLock { $0.contains(path) } }
+    func insert(_ path: String) { _ = self.paths.withLock { $0.insert(path) } }
+    func remove(_ path: String) { _ = self.paths.withLock { $0.remove(path) } }
+    var all: Set<String> { self.paths.withLock { $0 } }
+}
+
+/// The `statfs` calls of one collection, made by "lanes": pool jobs that take the next mount until
+/// none is left. One lane does the usual case (fast calls: one hand-over to a pool thread and one back);
+/// another starts whenever all lanes have been in their current call for longer than
+/// ``stallThreshold``, up to the number of workers, so a slow mount does not hold up the others.
+private final class StatfsRun: @unchecked Sendable {
+    // @unchecked: the mutable state is only touched with `mutex` held; the rest is immutable.
+    private enum State {
+        case waiting
+        case running(since: ContinuousClock.Instant)
+        case done(StatfsResult)
+        case abandoned
+    }
+
+    /// How long a call may take before another lane starts beside it.
+    static let stallThreshold: Duration = .milliseconds(10)
+
+    private let paths: [String]
+    private let statfs: @Sendable (String) -> StatfsResult
+    private let stuck: StuckMounts
+    private let pool: BlockingPool
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var states: [State]
+    private var next = 0
+    private var running = 0
+    /// No call starts any more (the collection gave up waiting).
+    private var closed = false
+
+    init(paths: [String], statfs: @escaping @Sendable (String) -> StatfsResult, stuck: StuckMounts, pool: BlockingPool)
+    {
+        self.paths = paths
+        self.statfs = statfs
+        self.stuck = stuck
+        self.pool = pool
+        self.states = Array(repeating: .waiting, count: paths.count)
+        pthread_mutex_init(self.mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(self.condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(self.condition)
+        pthread_mutex_destroy(self.mutex)
+        self.condition.deallocate()
+        self.mutex.deallocate()
+    }
+
+    /// Measures every path, with at most `workers` calls at a time, waiting for each call until
+    /// `timeout` after its start or until `limit`, whichever comes first. A call given up on puts its
+    /// path on the stuck list until it returns; a call that cannot start before `limit` does not start.
+    func run(workers: Int, timeout: Duration, limit: ContinuousClock.Instant) -> [StatfsOutcome] {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        var lanes = 1
+        self.startLane()
+        while true {
+            let now = ContinuousClock.now
+            if now >= limit { self.closed = true }
+            var earliestDeadline = limit
+            var latestStart: ContinuousClock.Instant? = nil
+            for index in self.states.indices {
+                guard case .running(let since) = self.states[index] else { continue }
+                let deadline = min(since + timeout, limit)
+                if now >= deadline {
+                    // Its lane stays blocked in the call; the path is stuck until the call returns.
+                    self.states[index] = .abandoned
+                    self.stuck.insert(self.paths[index])
+                    self.running -= 1
+                    lanes -= 1
+                } else {
+                    earliestDeadline = min(earliestDeadline, deadline)
+                    latestStart = max(latestStart ?? since, since)
+                }
+            }
+            let pending = !self.closed && self.next < self.states.count
+            if self.running == 0 && !pending { break }
+            var wake = earliestDeadline
+            if pending && lanes < workers {
+                // Every lane is in a call that takes long: another one takes the mounts behind them.
+                if lanes == 0 || (lanes == self.running && now >= latestStart! + Self.stallThreshold) {
+                    lanes += 1
+                    self.startLane()
+                }
+                wake = min(wake, now + Self.stallThreshold)
+            }
+            self.wait(until: wake)
+        }
+        return self.states.map { state in
+            switch state {
+            case .done(let result): .measured(result)
+            case .abandoned: .timedOut
+            case .waiting, .running: .notStarted
+            }
+        }
+    }
+
+    private func startLane() {
+        self.pool.submit { self.lane() }
+    }
+
+    /// Runs on a pool thread: takes the next path and measures it, until none is left.
+    private func lane() {
+        while let index = self.claim() {
+            let result = self.statfs(self.paths[index])
+            guard self.deliver(index, result) else {
+                // The collection gave up on this call and replaced this lane; the mount answers again.
+                self.stuck.remove(self.paths[index])
+                return
+            }
+        }
+    }
+
+    private func claim() -> Int? {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        guard !self.closed, self.next < self.states.count else {
+            pthread_cond_signal(self.condition)
+            return nil
+        }
+        let index = self.next
+        self.next += 1
+        self.states[index] = .running(since: .now)
+        self.running += 1
+        return index
+    }
+
+    /// Hands over a call's result. Returns false when the collection had given up on the call.
+    private func deliver(_ index: Int, _ result: StatfsResult) -> Bool {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        if case .abandoned = self.states[index] { return false }
+        self.states[index] = .done(result)
+        self.running -= 1
+        return true
+    }
+
+    /// Waits (with the lock held) until a lane signals that it ran out of work, or until `deadline`.
+    private func wait(until deadline: ContinuousClock.Instant) {
+        let remaining = max(ContinuousClock.now.duration(to: deadline), .zero)
+        let (seconds, attoseconds) = remaining.components
+        var wake = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &wake)
+        let nanoseconds = Int(wake.tv_nsec) + Int(attoseconds / 1_000_000_000)
+        wake.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
+        wake.tv_nsec = nanoseconds % 1_000_000_000
+        pthread_cond_timedwait(self.condition, self.mutex, &wake)
+    }
+}
+
+/// Writes the families in node_exporter's order, labels sorted by name as its output has them.
+private func writeFamilies(
+    _ stats: [(mount: SelectedMount, outcome: StatfsOutcome)],
+    into writer: inout MetricWriter
+) {
+    guard !stats.isEmpty else { return }
+    let measured: [(SelectedMount, FilesystemUsage)] = stats.compactMap { stat in
+        if case .measured(.usage(let usage)) = stat.outcome { return (stat.mount, usage) }
+        return nil
+    }
+    func errorText(_ outcome: StatfsOutcome) -> String {
+        switch outcome {
+        case .measured(.usage), .notStarted: ""
+        case .measured(.failure(let code)): goErrnoText(code)
+        case .timedOut: "mountpoint timeout"
+        }
+    }
+    func usageFamily(_ name: String, _ help: String, _ value: (FilesystemUsage) -> Double) {
+        guard !measured.isEmpty else { return }
+        writer.family(name, help: help, type: .gauge)
+        for (mount, usage) in measured {
+            writer.sample(
+                value(usage),
+                ("device", mount.device),
+                ("device_error", ""),
+                ("fstype", mount.fsType),
+                ("mountpoint", mount.mountPoint)
+            )
+        }
+    }
+    usageFamily("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", \.avail)
+    writer.family(
+        "node_filesystem_device_error",
+        help: "Whether an error occurred while getting statistics for the given device.",
+        type: .gauge
+    )
+    for (mount, outcome) in stats {
+        let error = errorText(outcome)
+        writer.sample(
+            error.isEmpty ? 0 : 1,
+            ("device", mount.device),
+            ("device_error", error),
+            ("fstype", mount.fsType),
+            ("mountpoint", mount.mountPoint)
+        )
+    }
+    usageFamily("node_filesystem_files", "Filesystem total file nodes.", \.files)
+    usageFamily("node_filesystem_files_free", "Filesystem total free file nodes.", \.filesFree)
+    usageFamily("node_filesystem_free_bytes", "Filesystem free space in bytes.", \.free)
+    if !measured.isEmpty {
+        writer.family("node_filesystem_mount_info", help: "Filesystem mount information.", type: .gauge)
+        for (mount, _) in measured {
+            writer.sample(
+                1,
+                ("device", mount.device),
+                ("major", mount.major),
+                ("minor", mount.minor),
+                ("mountpoint", mount.mountPoint)
+            )
+        }
+    }
+    writer.family("node_filesystem_readonly", help: "Filesystem read-only status.", type: .gauge)
+    for (mount, outcome) in stats {
+        writer.sample(
+            mount.readOnly ? 1 : 0,
+            ("device", mount.device),
+            ("device_error", errorText(outcome)),
+            ("fstype", mount.fsType),
+            ("mountpoint", mount.mountPoint)
+        )
+    }
+    usageFamily("node_filesystem_size_bytes", "Filesystem size in bytes.", \.size)
+}
