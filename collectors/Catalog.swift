@@ -5,8 +5,10 @@ public import VigilCore
 public enum CollectorCatalog {
     public static let all: [CollectorDescriptor] = [
         FilesystemCollector.descriptor,
+        HwmonCollector.descriptor,
         LoadavgCollector.descriptor,
         MeminfoCollector.descriptor,
+        ThermalZoneCollector.descriptor,
     ]
 
     /// Every collector option (besides the on/off switches), for the command line and the file.
