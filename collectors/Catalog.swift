@@ -8,7 +8,10 @@ public enum CollectorCatalog {
         HwmonCollector.descriptor,
         LoadavgCollector.descriptor,
         MeminfoCollector.descriptor,
+        OSReleaseCollector.descriptor,
         ThermalZoneCollector.descriptor,
+        TimeCollector.descriptor,
+        UnameCollector.descriptor,
     ]
 
     /// Every collector option (besides the on/off switches), for the command line and the file.
