@@ -442,6 +442,34 @@ private final class StatfsRun: @unchecked Sendable {
     }
 }
 
+/// The families, with their headers rendered once.
+private enum Families {
+    static let avail = MetricFamily(
+        "node_filesystem_avail_bytes",
+        help: "Filesystem space available to non-root users in bytes.",
+        type: .gauge
+    )
+    static let deviceError = MetricFamily(
+        "node_filesystem_device_error",
+        help: "Whether an error occurred while getting statistics for the given device.",
+        type: .gauge
+    )
+    static let files = MetricFamily("node_filesystem_files", help: "Filesystem total file nodes.", type: .gauge)
+    static let filesFree = MetricFamily(
+        "node_filesystem_files_free",
+        help: "Filesystem total free file nodes.",
+        type: .gauge
+    )
+    static let free = MetricFamily("node_filesystem_free_bytes", help: "Filesystem free space in bytes.", type: .gauge)
+    static let mountInfo = MetricFamily(
+        "node_filesystem_mount_info",
+        help: "Filesystem mount information.",
+        type: .gauge
+    )
+    static let readOnly = MetricFamily("node_filesystem_readonly", help: "Filesystem read-only status.", type: .gauge)
+    static let size = MetricFamily("node_filesystem_size_bytes", help: "Filesystem size in bytes.", type: .gauge)
+}
+
 /// Writes the families in node_exporter's order, labels sorted by name as its output has them.
 private func writeFamilies(
     _ stats: [(mount: SelectedMount, outcome: StatfsOutcome)],
@@ -459,9 +487,9 @@ private func writeFamilies(
         case .timedOut: "mountpoint timeout"
         }
     }
-    func usageFamily(_ name: String, _ help: String, _ value: (FilesystemUsage) -> Double) {
+    func usageFamily(_ family: MetricFamily, _ value: (FilesystemUsage) -> Double) {
         guard !measured.isEmpty else { return }
-        writer.family(name, help: help, type: .gauge)
+        writer.family(family)
         for (mount, usage) in measured {
             writer.sample(
                 value(usage),
@@ -472,12 +500,8 @@ private func writeFamilies(
             )
         }
     }
-    usageFamily("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", \.avail)
-    writer.family(
-        "node_filesystem_device_error",
-        help: "Whether an error occurred while getting statistics for the given device.",
-        type: .gauge
-    )
+    usageFamily(Families.avail, \.avail)
+    writer.family(Families.deviceError)
     for (mount, outcome) in stats {
         let error = errorText(outcome)
         writer.sample(
@@ -488,11 +512,11 @@ private func writeFamilies(
             ("mountpoint", mount.mountPoint)
         )
     }
-    usageFamily("node_filesystem_files", "Filesystem total file nodes.", \.files)
-    usageFamily("node_filesystem_files_free", "Filesystem total free file nodes.", \.filesFree)
-    usageFamily("node_filesystem_free_bytes", "Filesystem free space in bytes.", \.free)
+    usageFamily(Families.files, \.files)
+    usageFamily(Families.filesFree, \.filesFree)
+    usageFamily(Families.free, \.free)
     if !measured.isEmpty {
-        writer.family("node_filesystem_mount_info", help: "Filesystem mount information.", type: .gauge)
+        writer.family(Families.mountInfo)
         for (mount, _) in measured {
             writer.sample(
                 1,
@@ -503,7 +527,7 @@ private func writeFamilies(
             )
         }
     }
-    writer.family("node_filesystem_readonly", help: "Filesystem read-only status.", type: .gauge)
+    writer.family(Families.readOnly)
     for (mount, outcome) in stats {
         writer.sample(
             mount.readOnly ? 1 : 0,
@@ -513,5 +537,5 @@ private func writeFamilies(
             ("mountpoint", mount.mountPoint)
         )
     }
-    usageFamily("node_filesystem_size_bytes", "Filesystem size in bytes.", \.size)
+    usageFamily(Families.size, \.size)
 }

@@ -29,12 +29,7 @@ struct OSReleaseCollector: Collector {
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let release = try self.currentRelease(context: context)
-        writer.family(
-            "node_os_info",
-            help:
-                "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, image_version, name, pretty_name, variant, variant_id, version, version_codename, version_id.",
-            type: .gauge
-        )
+        writer.family(infoFamily)
         writer.sample(
             1,
             ("build_id", release["BUILD_ID"]),
@@ -52,22 +47,14 @@ struct OSReleaseCollector: Collector {
         )
         if let supportEnd = release.fields["SUPPORT_END"] {
             if let timestamp = parseSupportEnd(supportEnd) {
-                writer.family(
-                    "node_os_support_end_timestamp_seconds",
-                    help: "Metric containing the end-of-life date timestamp of the OS.",
-                    type: .gauge
-                )
+                writer.family(supportEndFamily)
                 writer.sample(timestamp)
             } else {
                 context.recordFailure("SUPPORT_END \"\(supportEnd)\" is not a YYYY-MM-DD date")
             }
         }
         if let version = release.majorMinorVersion, version > 0 {
-            writer.family(
-                "node_os_version",
-                help: "Metric containing the major.minor part of the OS version.",
-                type: .gauge
-            )
+            writer.family(versionFamily)
             writer.sample(version, ("id", release["ID"]), ("id_like", release["ID_LIKE"]), ("name", release["NAME"]))
         }
     }
@@ -87,6 +74,23 @@ struct OSReleaseCollector: Collector {
         throw CollectorError.noData("no os-release file in \(candidates)")
     }
 }
+
+private let infoFamily = MetricFamily(
+    "node_os_info",
+    help:
+        "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, image_version, name, pretty_name, variant, variant_id, version, version_codename, version_id.",
+    type: .gauge
+)
+private let supportEndFamily = MetricFamily(
+    "node_os_support_end_timestamp_seconds",
+    help: "Metric containing the end-of-life date timestamp of the OS.",
+    type: .gauge
+)
+private let versionFamily = MetricFamily(
+    "node_os_version",
+    help: "Metric containing the major.minor part of the OS version.",
+    type: .gauge
+)
 
 private func modificationTimeIfPresent(_ path: String) throws(FileError) -> Double? {
     do {

@@ -91,23 +91,26 @@ struct TextfileCollector: Collector {
         }
         merger.write(into: &writer, context: context)
         if !modificationTimes.isEmpty {
-            writer.family(
-                "node_textfile_mtime_seconds",
-                help: "Unixtime mtime of textfiles successfully read.",
-                type: .gauge
-            )
+            writer.family(mtimeFamily)
             for entry in modificationTimes.sorted(by: { $0.file < $1.file }) {
                 writer.sample(entry.seconds, ("file", entry.file))
             }
         }
-        writer.family(
-            "node_textfile_scrape_error",
-            help: "1 if there was an error opening or reading a file, 0 otherwise",
-            type: .gauge
-        )
+        writer.family(scrapeErrorFamily)
         writer.sample(merger.errored ? 1 : 0)
     }
 }
+
+private let mtimeFamily = MetricFamily(
+    "node_textfile_mtime_seconds",
+    help: "Unixtime mtime of textfiles successfully read.",
+    type: .gauge
+)
+private let scrapeErrorFamily = MetricFamily(
+    "node_textfile_scrape_error",
+    help: "1 if there was an error opening or reading a file, 0 otherwise",
+    type: .gauge
+)
 
 /// Why a textfile is skipped as a whole.
 struct TextfileError: Error, CustomStringConvertible, Equatable {

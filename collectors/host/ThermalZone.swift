@@ -26,19 +26,11 @@ struct ThermalZoneCollector: Collector {
             }
         }
         if !devices.isEmpty {
-            writer.family(
-                "node_cooling_device_cur_state",
-                help: "Current throttle state of the cooling device",
-                type: .gauge
-            )
+            writer.family(curStateFamily)
             for device in devices {
                 writer.sample(Double(device.current), ("name", device.name), ("type", device.type))
             }
-            writer.family(
-                "node_cooling_device_max_state",
-                help: "Maximum throttle state of the cooling device",
-                type: .gauge
-            )
+            writer.family(maxStateFamily)
             for device in devices {
                 writer.sample(Double(device.maximum), ("name", device.name), ("type", device.type))
             }
@@ -54,13 +46,25 @@ struct ThermalZoneCollector: Collector {
             zones.append((name.dropFirst("thermal_zone".count), type, Double(temp) / 1000))
         }
         if !zones.isEmpty {
-            writer.family("node_thermal_zone_temp", help: "Zone temperature in Celsius", type: .gauge)
+            writer.family(zoneTempFamily)
             for zone in zones {
                 writer.sample(zone.celsius, ("type", zone.type), ("zone", zone.zone))
             }
         }
     }
 }
+
+private let curStateFamily = MetricFamily(
+    "node_cooling_device_cur_state",
+    help: "Current throttle state of the cooling device",
+    type: .gauge
+)
+private let maxStateFamily = MetricFamily(
+    "node_cooling_device_max_state",
+    help: "Maximum throttle state of the cooling device",
+    type: .gauge
+)
+private let zoneTempFamily = MetricFamily("node_thermal_zone_temp", help: "Zone temperature in Celsius", type: .gauge)
 
 /// One `/sys/class/thermal/cooling_deviceN`.
 struct CoolingDevice: Equatable {

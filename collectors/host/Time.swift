@@ -23,9 +23,9 @@ struct TimeCollector: Collector {
         var seconds = now.tv_sec
         var local = tm()
         localtime_r(&seconds, &local)
-        writer.family("node_time_seconds", help: "System time in seconds since epoch (1970).", type: .gauge)
+        writer.family(secondsFamily)
         writer.sample(Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
-        writer.family("node_time_zone_offset_seconds", help: "System time zone offset in seconds.", type: .gauge)
+        writer.family(zoneOffsetFamily)
         writer.sample(Double(local.tm_gmtoff), ("time_zone", local.tm_zone.map { String(cString: $0) } ?? ""))
 
         let directory = context.paths.sys("devices/system/clocksource")
@@ -39,26 +39,39 @@ struct TimeCollector: Collector {
         }
         guard !sources.isEmpty else { return }
         // node_exporter's device label is the position among the clocksource directories.
-        writer.family(
-            "node_time_clocksource_available_info",
-            help: "Available clocksources read from '/sys/devices/system/clocksource'.",
-            type: .gauge
-        )
+        writer.family(availableFamily)
         for (device, source) in sources.enumerated() {
             for available in source.available {
                 writer.sample(1, ("clocksource", available), ("device", device))
             }
         }
-        writer.family(
-            "node_time_clocksource_current_info",
-            help: "Current clocksource read from '/sys/devices/system/clocksource'.",
-            type: .gauge
-        )
+        writer.family(currentFamily)
         for (device, source) in sources.enumerated() where !source.current.isEmpty {
             writer.sample(1, ("clocksource", source.current), ("device", device))
         }
     }
 }
+
+private let secondsFamily = MetricFamily(
+    "node_time_seconds",
+    help: "System time in seconds since epoch (1970).",
+    type: .gauge
+)
+private let zoneOffsetFamily = MetricFamily(
+    "node_time_zone_offset_seconds",
+    help: "System time zone offset in seconds.",
+    type: .gauge
+)
+private let availableFamily = MetricFamily(
+    "node_time_clocksource_available_info",
+    help: "Available clocksources read from '/sys/devices/system/clocksource'.",
+    type: .gauge
+)
+private let currentFamily = MetricFamily(
+    "node_time_clocksource_current_info",
+    help: "Current clocksource read from '/sys/devices/system/clocksource'.",
+    type: .gauge
+)
 
 /// One `clocksourceN` directory.
 struct ClockSource: Equatable {

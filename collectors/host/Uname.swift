@@ -19,11 +19,7 @@ struct UnameCollector: Collector {
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         var names = utsname()
         guard uname(&names) == 0 else { throw CollectorError.failed("uname: errno \(errno)") }
-        writer.family(
-            "node_uname_info",
-            help: "Labeled system information as provided by the uname system call.",
-            type: .gauge
-        )
+        writer.family(unameFamily)
         writer.sample(
             1,
             ("domainname", utsField(names.__domainname)),
@@ -35,6 +31,12 @@ struct UnameCollector: Collector {
         )
     }
 }
+
+private let unameFamily = MetricFamily(
+    "node_uname_info",
+    help: "Labeled system information as provided by the uname system call.",
+    type: .gauge
+)
 
 /// A NUL-terminated `utsname` field (a fixed-size C array imported as a tuple).
 private func utsField<T>(_ field: T) -> String {
