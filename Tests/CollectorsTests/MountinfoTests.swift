@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Testing
 import VigilCore
@@ -80,6 +81,49 @@ import VigilCore
         for text in garbage {
             #expect(parseMountinfo(ArraySlice(text.utf8)).isEmpty, "\(text)")
         }
+    }
+
+    /// A real mount table: a child in its own mount namespace mounts a tmpfs when told to, and the
+    /// kernel reports it on the open mountinfo file, which is otherwise quiet.
+    @Test func theKernelReportsMountsOnTheOpenFile() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        child.arguments = [
+            "--mount", "--propagation", "private", "sh", "-c",
+            "read line; mount -t tmpfs vigil-sys-test /mnt; sleep 30",
+        ]
+        let input = Pipe()
+        child.standardInput = input
+        try child.run()
+        defer { child.terminate() }
+        // Wait until the child lives in its own mount namespace.
+        let ours = try FileSystem.readLink("/proc/self/ns/mnt")
+        let started = ContinuousClock.now + .seconds(5)
+        while (try? FileSystem.readLink("/proc/\(child.processIdentifier)/ns/mnt")) == ours
+            && ContinuousClock.now < started
+        {
+            usleep(5000)
+        }
+        let file = KeptOpenFile("/proc/\(child.processIdentifier)/mountinfo")
+        let reader = FileReader()
+        #expect(file.hasChanged())  // not open yet
+        #expect(!parseMountinfo(try reader.read(file)).contains { $0.source == "vigil-sys-test" })
+        #expect(!file.hasChanged())
+        try input.fileHandleForWriting.write(contentsOf: Data("mount\n".utf8))
+        let giveUp = ContinuousClock.now + .seconds(5)
+        while !file.hasChanged() && ContinuousClock.now < giveUp { usleep(10_000) }
+        #expect(
+            parseMountinfo(try reader.read(file)).contains { $0.source == "vigil-sys-test" && $0.mountPoint == "/mnt" }
+        )
+        #expect(!file.hasChanged())
+    }
+
+    @Test func aTableFromARegularFileIsReadEveryTime() throws {
+        let tree = try TemporaryTree(files: ["proc/self/mountinfo": "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"])
+        let table = MountTable.forProcfs(PathRoots(procfs: tree.path + "/proc"))
+        #expect(try table.mounts(reader: FileReader()).map(\.source) == ["/dev/sda1"])
+        try tree.write("proc/self/mountinfo", "1 0 8:2 / / rw - ext4 /dev/sdb1 rw\n")
+        #expect(try table.mounts(reader: FileReader()).map(\.source) == ["/dev/sdb1"])
     }
 
     @Test func isReadOncePerScrapeAndFallsBackToSelf() throws {

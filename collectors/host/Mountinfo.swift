@@ -1,3 +1,4 @@
+import Synchronization
 import VigilCore
 
 /// One line of `/proc/<pid>/mountinfo` (proc(5)), with the kernel's octal escapes (`\040` for a space)
@@ -95,16 +96,57 @@ func unescapeOctal(_ bytes: ArraySlice<UInt8>) -> String {
 
 extension ScrapeContext {
     /// The mounts of the host's init process (`<procfs>/1/mountinfo`, or `<procfs>/self/mountinfo`
-    /// where PID 1 is hidden), read once per scrape and shared by the collectors that need them.
+    /// where PID 1 is hidden), shared by the collectors of a scrape and re-read only after a change.
     func mountinfo() throws -> [MountinfoEntry] {
         try self.shared.value("mountinfo") {
-            let bytes: ArraySlice<UInt8>
-            do throws(FileError) {
-                bytes = try self.reader.read(self.paths.proc("1/mountinfo"))
-            } catch  where error.isNotFound {
-                bytes = try self.reader.read(self.paths.proc("self/mountinfo"))
+            try MountTable.forProcfs(self.paths).mounts(reader: self.reader)
+        }
+    }
+}
+
+/// A mount table kept between scrapes. mountinfo is pollable: the kernel reports a mount or unmount
+/// as `POLLPRI` on the open file, so a scrape on a quiet host costs one `poll(2)` instead of the kernel
+/// rendering every mount and vigil parsing it again.
+final class MountTable: Sendable {
+    private struct State {
+        var file: KeptOpenFile?
+        var mounts: [MountinfoEntry]?
+    }
+
+    private let paths: PathRoots
+    private let state = Mutex(State())
+
+    private init(paths: PathRoots) {
+        self.paths = paths
+    }
+
+    private static let tables = Mutex<[String: MountTable]>([:])
+
+    /// The table of one procfs (there is one host, but tests use several fixture trees).
+    static func forProcfs(_ paths: PathRoots) -> MountTable {
+        self.tables.withLock { tables in
+            if let table = tables[paths.procfs] { return table }
+            let table = MountTable(paths: paths)
+            tables[paths.procfs] = table
+            return table
+        }
+    }
+
+    /// The mounts, read again when the kernel reported a change (or cannot report one).
+    func mounts(reader: FileReader) throws -> [MountinfoEntry] {
+        try self.state.withLock { (state: inout State) throws -> [MountinfoEntry] in
+            let file: KeptOpenFile
+            if let known = state.file {
+                file = known
+            } else {
+                let primary = self.paths.proc("1/mountinfo")
+                file = KeptOpenFile(FileSystem.exists(primary) ? primary : self.paths.proc("self/mountinfo"))
+                state.file = file
             }
-            return parseMountinfo(bytes)
+            if let mounts = state.mounts, !file.hasChanged() { return mounts }
+            let mounts = parseMountinfo(try reader.read(file))
+            state.mounts = mounts
+            return mounts
         }
     }
 }
