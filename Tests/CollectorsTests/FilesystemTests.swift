@@ -265,9 +265,10 @@ private func waitUntil(_ condition: () -> Bool) {
         #expect(first.value("node_filesystem_size_bytes", ["mountpoint": "/boot"]) == nil)
         #expect(first[family: "node_filesystem_size_bytes"]?.samples.count == 10)
         #expect(fake.calls(of: hung) == 1)
-        #expect(collector.stuck.all == [hung])
+        #expect(collector.calls.paths(inFlightFor: .milliseconds(300)) == [hung])
 
-        // Second scrape: /boot is on the stuck list, reported the same way without another call.
+        // Second scrape: /boot is stuck (its call has been in flight for longer than the mount timeout),
+        // reported the same way at once and without another call.
         started = ContinuousClock.now
         let second = try collect(collector, roots: roots, timeout: .seconds(5))
         #expect(started.duration(to: .now) < .milliseconds(300))
@@ -275,10 +276,10 @@ private func waitUntil(_ condition: () -> Bool) {
         #expect(second[family: "node_filesystem_size_bytes"]?.samples.count == 10)
         #expect(fake.calls(of: hung) == 1)
 
-        // The hung call returns: the mount leaves the stuck list and is measured again.
+        // The hung call returns: the mount is measured again.
         fake.release()
-        waitUntil { collector.stuck.all.isEmpty }
-        #expect(collector.stuck.all.isEmpty)
+        waitUntil { collector.calls.paths(inFlightFor: .zero).isEmpty }
+        #expect(collector.calls.paths(inFlightFor: .zero).isEmpty)
         let third = try collect(collector, roots: roots, timeout: .seconds(5))
         #expect(third.value("node_filesystem_size_bytes", ["mountpoint": "/boot", "device_error": ""]) == 8192)
         #expect(third.value("node_filesystem_device_error", ["mountpoint": "/boot"]) == 0)
@@ -305,7 +306,62 @@ private func waitUntil(_ condition: () -> Bool) {
         )
         #expect(collected.value("node_filesystem_device_error", ["mountpoint": "/boot", "device_error": ""]) == 0)
         fake.release()
-        waitUntil { collector.stuck.all.isEmpty }
+        waitUntil { collector.calls.paths(inFlightFor: .zero).isEmpty }
+    }
+
+    /// Two scrapes at once (two Prometheus servers): the second waits for the first one's call instead
+    /// of making its own, so the hung mount still parks one thread.
+    @Test func concurrentScrapesShareTheCallOfAHungMount() throws {
+        let roots = fixtureRoots("mountinfo-odd")
+        let hung = roots.root("boot")
+        let fake = FakeStatfs(hanging: [hung])
+        defer { fake.release() }
+        let collector = try filesystemCollector(fake, roots: roots, mountTimeout: .milliseconds(400))
+        let results = Mutex<[Collected]>([])
+        for delay in [0, 100_000] {
+            // Threads of their own: the test runner's cooperative threads may all be busy.
+            BlockingPool.shared.submit {
+                usleep(UInt32(delay))
+                if let collected = try? collect(collector, roots: roots) { results.withLock { $0.append(collected) } }
+            }
+        }
+        waitUntil { results.withLock { $0.count } == 2 }
+        let both = results.withLock { $0 }
+        #expect(both.count == 2)
+        for collected in both {
+            #expect(
+                collected.value(
+                    "node_filesystem_device_error",
+                    ["mountpoint": "/boot", "device_error": "mountpoint timeout"]
+                ) == 1
+            )
+            #expect(collected[family: "node_filesystem_size_bytes"]?.samples.count == 10)
+        }
+        #expect(fake.calls(of: hung) == 1)
+        fake.release()
+        waitUntil { collector.calls.paths(inFlightFor: .zero).isEmpty }
+    }
+
+    @Test func aScrapeThatMeetsAnothersCallsInFlightUsesTheirResults() throws {
+        let roots = fixtureRoots("mountinfo-odd")
+        let fake = FakeStatfs(delay: .milliseconds(300))
+        let collector = try filesystemCollector(fake, roots: roots, statWorkers: 4)
+        let results = Mutex<[Collected]>([])
+        for second in [false, true] {
+            if second { waitUntil { fake.totalCalls >= 1 } }
+            BlockingPool.shared.submit {
+                if let collected = try? collect(collector, roots: roots) { results.withLock { $0.append(collected) } }
+            }
+        }
+        waitUntil { results.withLock { $0.count } == 2 }
+        let both = results.withLock { $0 }
+        #expect(both.count == 2)
+        for collected in both {
+            #expect(collected[family: "node_filesystem_size_bytes"]?.samples.count == 11)
+            #expect(collected.value("node_filesystem_device_error", ["device_error": "mountpoint timeout"]) == nil)
+        }
+        // The second scrape made no call for the mounts the first one was measuring.
+        #expect(fake.totalCalls < 22)
     }
 
     @Test func runsAtMostStatWorkersCallsAtATime() throws {

@@ -13,9 +13,10 @@ import Musl
 ///
 /// `statfs` on a dead NFS, CIFS or FUSE mount blocks in the kernel and cannot be interrupted, so the
 /// calls run on ``BlockingPool`` threads, a few at a time, each with a deadline. A mount whose call
-/// misses its deadline is reported with `device_error="mountpoint timeout"` and put on a stuck list;
-/// later scrapes report it the same way without calling `statfs` again until the hung call returns.
-/// A hung mount therefore parks one thread, and no scrape waits for it longer than the mount timeout.
+/// misses its deadline is reported with `device_error="mountpoint timeout"`; as long as that call has
+/// not returned, the mount is stuck: later (and concurrent) scrapes report it the same way without
+/// calling `statfs` again. A hung mount therefore parks one thread, and no scrape waits for it longer
+/// than the mount timeout.
 struct FilesystemCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "filesystem",
@@ -72,7 +73,8 @@ struct FilesystemCollector: Collector {
     let fsTypes: NameFilter
     let mountTimeout: Duration
     let statWorkers: Int
-    let stuck = StuckMounts()
+    /// The `statfs` calls in flight, shared by all scrapes: never two at a time for one path.
+    let calls = StatfsCalls()
     let statfs: @Sendable (String) -> StatfsResult
 
     init(setup: CollectorSetup) throws {
@@ -160,37 +162,18 @@ struct FilesystemCollector: Collector {
     /// Calls `statfs` for each mount on pool threads, at most `statWorkers` at a time, each until its own
     /// deadline (the mount timeout, but never later than the scrape deadline allows).
     func measure(_ mounts: [SelectedMount], context: ScrapeContext) -> [StatfsOutcome] {
-        var outcomes = [StatfsOutcome](repeating: .notStarted, count: mounts.count)
-        var toMeasure: [Int] = []
-        for (index, mount) in mounts.enumerated() {
-            if self.stuck.contains(mount.statPath) {
-                outcomes[index] = .timedOut
-                context.logger.debug(
-                    "mount point is in an unresponsive state",
-                    metadata: ["mountpoint": "\(mount.mountPoint)"]
-                )
-            } else {
-                toMeasure.append(index)
-            }
-        }
-        guard !toMeasure.isEmpty else { return outcomes }
-        let run = StatfsRun(
-            paths: toMeasure.map { mounts[$0].statPath },
-            statfs: self.statfs,
-            stuck: self.stuck,
-            pool: context.pool
-        )
-        let measured = run.run(
+        guard !mounts.isEmpty else { return [] }
+        let run = StatfsRun(paths: mounts.map(\.statPath), statfs: self.statfs, calls: self.calls, pool: context.pool)
+        let outcomes = run.run(
             workers: self.statWorkers,
             timeout: self.mountTimeout,
             limit: context.deadline - Self.deadlineMargin
         )
-        for (call, outcome) in measured.enumerated() {
-            let mount = mounts[toMeasure[call]]
+        for (mount, outcome) in zip(mounts, outcomes) {
             switch outcome {
             case .timedOut:
-                context.logger.warning(
-                    "mount point timed out, it is being labeled as stuck and will not be monitored",
+                context.logger.debug(
+                    "mount point is in an unresponsive state",
                     metadata: ["mountpoint": "\(mount.mountPoint)"]
                 )
             case .measured(.failure(let code)):
@@ -200,7 +183,6 @@ struct FilesystemCollector: Collector {
                 )
             default: break
             }
-            outcomes[toMeasure[call]] = outcome
         }
         return outcomes
     }
@@ -280,35 +262,78 @@ func goErrnoText(_ code: Int32) -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// Mounts whose `statfs` missed its deadline and has not returned since, by stat path.
-final class StuckMounts: Sendable {
-    private let paths = Mutex<Set<String>>([])
+/// The `statfs` calls in flight, by path, shared by every scrape of a collector: a path whose call has
+/// not returned gets no second call; another scrape waits for the same call (until its own deadline),
+/// and once the call is older than the mount timeout, the mount is stuck and reported so at once.
+final class StatfsCalls: Sendable {
+    /// One call, and what it returned once it did.
+    final class Call: Sendable {
+        let path: String
+        let started: ContinuousClock.Instant
+        private let outcome = Mutex<StatfsResult?>(nil)
 
-    func contains(_ path: String) -> Bool { self.paths.withLock { $0.contains(path) } }
-    func insert(_ path: String) { _ = self.paths.withLock { $0.insert(path) } }
-    func remove(_ path: String) { _ = self.paths.withLock { $0.remove(path) } }
-    var all: Set<String> { self.paths.withLock { $0 } }
+        init(path: String, started: ContinuousClock.Instant) {
+            self.path = path
+            self.started = started
+        }
+
+        var result: StatfsResult? { self.outcome.withLock { $0 } }
+        fileprivate func store(_ result: StatfsResult) { self.outcome.withLock { $0 = result } }
+    }
+
+    private let inFlight = Mutex<[String: Call]>([:])
+
+    /// The call for `path`: a new one that the caller makes and ends with ``finish(_:_:)``, or the
+    /// one in flight (`isNew` false).
+    func begin(_ path: String) -> (call: Call, isNew: Bool) {
+        self.inFlight.withLock { calls in
+            if let call = calls[path] { return (call, false) }
+            let call = Call(path: path, started: .now)
+            calls[path] = call
+            return (call, true)
+        }
+    }
+
+    /// Records what a call returned; the path can be measured again.
+    func finish(_ call: Call, _ result: StatfsResult) {
+        call.store(result)
+        self.inFlight.withLock { calls in
+            if calls[call.path] === call { calls[call.path] = nil }
+        }
+    }
+
+    /// The paths whose call has been in flight for at least `age`.
+    func paths(inFlightFor age: Duration) -> Set<String> {
+        let now = ContinuousClock.now
+        return self.inFlight.withLock { calls in Set(calls.values.filter { $0.started + age <= now }.map(\.path)) }
+    }
 }
 
 /// The `statfs` calls of one collection, made by "lanes": pool jobs that take the next mount until
 /// none is left. One lane does the usual case (fast calls: one hand-over to a pool thread and one back);
 /// another starts whenever all lanes have been in their current call for longer than
-/// ``stallThreshold``, up to the number of workers, so a slow mount does not hold up the others.
+/// ``stallThreshold``, up to the number of workers, so a slow mount does not hold up the others. A
+/// mount whose call another scrape has in flight is not called again: this collection waits for that
+/// call's result, or reports the mount stuck once the call is older than the mount timeout.
 private final class StatfsRun: @unchecked Sendable {
     // @unchecked: the mutable state is only touched with `mutex` held; the rest is immutable.
     private enum State {
         case waiting
-        case running(since: ContinuousClock.Instant)
+        /// This collection's call, on a lane.
+        case running(StatfsCalls.Call)
+        /// A call another scrape made.
+        case borrowed(StatfsCalls.Call)
         case done(StatfsResult)
-        case abandoned
+        case timedOut
     }
 
-    /// How long a call may take before another lane starts beside it.
+    /// How long a call may take before another lane starts beside it, and how often the collection
+    /// looks at borrowed calls.
     static let stallThreshold: Duration = .milliseconds(10)
 
     private let paths: [String]
     private let statfs: @Sendable (String) -> StatfsResult
-    private let stuck: StuckMounts
+    private let calls: StatfsCalls
     private let pool: BlockingPool
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -318,11 +343,11 @@ private final class StatfsRun: @unchecked Sendable {
     /// No call starts any more (the collection gave up waiting).
     private var closed = false
 
-    init(paths: [String], statfs: @escaping @Sendable (String) -> StatfsResult, stuck: StuckMounts, pool: BlockingPool)
+    init(paths: [String], statfs: @escaping @Sendable (String) -> StatfsResult, calls: StatfsCalls, pool: BlockingPool)
     {
         self.paths = paths
         self.statfs = statfs
-        self.stuck = stuck
+        self.calls = calls
         self.pool = pool
         self.states = Array(repeating: .waiting, count: paths.count)
         pthread_mutex_init(self.mutex, nil)
@@ -341,11 +366,16 @@ private final class StatfsRun: @unchecked Sendable {
     }
 
     /// Measures every path, with at most `workers` calls at a time, waiting for each call until
-    /// `timeout` after its start or until `limit`, whichever comes first. A call given up on puts its
-    /// path on the stuck list until it returns; a call that cannot start before `limit` does not start.
+    /// `timeout` after its start or until `limit`, whichever comes first; a call that cannot start before
+    /// `limit` does not start.
     func run(workers: Int, timeout: Duration, limit: ContinuousClock.Instant) -> [StatfsOutcome] {
         pthread_mutex_lock(self.mutex)
         defer { pthread_mutex_unlock(self.mutex) }
+        // Calls older than the mount timeout are stuck: no lane, no waiting.
+        let stuck = self.calls.paths(inFlightFor: timeout)
+        for index in self.states.indices where stuck.contains(self.paths[index]) {
+            self.states[index] = .timedOut
+        }
         var lanes = 1
         self.startLane()
         while true {
@@ -353,22 +383,33 @@ private final class StatfsRun: @unchecked Sendable {
             if now >= limit { self.closed = true }
             var earliestDeadline = limit
             var latestStart: ContinuousClock.Instant? = nil
+            var borrowing = false
             for index in self.states.indices {
-                guard case .running(let since) = self.states[index] else { continue }
-                let deadline = min(since + timeout, limit)
-                if now >= deadline {
-                    // Its lane stays blocked in the call; the path is stuck until the call returns.
-                    self.states[index] = .abandoned
-                    self.stuck.insert(self.paths[index])
-                    self.running -= 1
-                    lanes -= 1
-                } else {
-                    earliestDeadline = min(earliestDeadline, deadline)
-                    latestStart = max(latestStart ?? since, since)
+                switch self.states[index] {
+                case .running(let call):
+                    let deadline = min(call.started + timeout, limit)
+                    if now >= deadline {
+                        // Its lane stays blocked in the call; the mount is stuck until the call returns.
+                        self.states[index] = .timedOut
+                        self.running -= 1
+                        lanes -= 1
+                    } else {
+                        earliestDeadline = min(earliestDeadline, deadline)
+                        latestStart = max(latestStart ?? call.started, call.started)
+                    }
+                case .borrowed(let call):
+                    if let result = call.result {
+                        self.states[index] = .done(result)
+                    } else if now >= min(call.started + timeout, limit) {
+                        self.states[index] = .timedOut
+                    } else {
+                        borrowing = true
+                    }
+                default: break
                 }
             }
             let pending = !self.closed && self.next < self.states.count
-            if self.running == 0 && !pending { break }
+            if self.running == 0 && !pending && !borrowing { break }
             var wake = earliestDeadline
             if pending && lanes < workers {
                 // Every lane is in a call that takes long: another one takes the mounts behind them.
@@ -378,13 +419,14 @@ private final class StatfsRun: @unchecked Sendable {
                 }
                 wake = min(wake, now + Self.stallThreshold)
             }
+            if borrowing { wake = min(wake, now + Self.stallThreshold) }
             self.wait(until: wake)
         }
         return self.states.map { state in
             switch state {
             case .done(let result): .measured(result)
-            case .abandoned: .timedOut
-            case .waiting, .running: .notStarted
+            case .timedOut: .timedOut
+            case .waiting, .running, .borrowed: .notStarted
             }
         }
     }
@@ -395,35 +437,41 @@ private final class StatfsRun: @unchecked Sendable {
 
     /// Runs on a pool thread: takes the next path and measures it, until none is left.
     private func lane() {
-        while let index = self.claim() {
+        while let (index, call) = self.claim() {
             let result = self.statfs(self.paths[index])
-            guard self.deliver(index, result) else {
-                // The collection gave up on this call and replaced this lane; the mount answers again.
-                self.stuck.remove(self.paths[index])
-                return
-            }
+            self.calls.finish(call, result)
+            // A call the collection gave up on: a replacement lane took over the remaining mounts.
+            guard self.deliver(index, result) else { return }
         }
     }
 
-    private func claim() -> Int? {
+    /// The next path to call `statfs` for; paths that another scrape has in flight (or that are
+    /// stuck) are passed over.
+    private func claim() -> (Int, StatfsCalls.Call)? {
         pthread_mutex_lock(self.mutex)
         defer { pthread_mutex_unlock(self.mutex) }
-        guard !self.closed, self.next < self.states.count else {
-            pthread_cond_signal(self.condition)
-            return nil
+        while !self.closed, self.next < self.states.count {
+            let index = self.next
+            self.next += 1
+            guard case .waiting = self.states[index] else { continue }
+            let (call, isNew) = self.calls.begin(self.paths[index])
+            guard isNew else {
+                self.states[index] = .borrowed(call)
+                continue
+            }
+            self.states[index] = .running(call)
+            self.running += 1
+            return (index, call)
         }
-        let index = self.next
-        self.next += 1
-        self.states[index] = .running(since: .now)
-        self.running += 1
-        return index
+        pthread_cond_signal(self.condition)
+        return nil
     }
 
     /// Hands over a call's result. Returns false when the collection had given up on the call.
     private func deliver(_ index: Int, _ result: StatfsResult) -> Bool {
         pthread_mutex_lock(self.mutex)
         defer { pthread_mutex_unlock(self.mutex) }
-        if case .abandoned = self.states[index] { return false }
+        guard case .running = self.states[index] else { return false }
         self.states[index] = .done(result)
         self.running -= 1
         return true
