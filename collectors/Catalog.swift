@@ -4,8 +4,15 @@ public import VigilCore
 /// factory. The command line, the configuration file and `collect[]` all resolve names against this list.
 public enum CollectorCatalog {
     public static let all: [CollectorDescriptor] = [
+        FilesystemCollector.descriptor,
+        HwmonCollector.descriptor,
         LoadavgCollector.descriptor,
         MeminfoCollector.descriptor,
+        OSReleaseCollector.descriptor,
+        TextfileCollector.descriptor,
+        ThermalZoneCollector.descriptor,
+        TimeCollector.descriptor,
+        UnameCollector.descriptor,
     ]
 
     /// Every collector option (besides the on/off switches), for the command line and the file.

@@ -15,6 +15,16 @@ public protocol Collector: Sendable {
     ///   `FileError` for a missing file counts as no data. Problems that cost only some samples are
     ///   recorded with ``ScrapeContext/recordFailure(_:)`` instead.
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws
+
+    /// Whether the family names this collector writes come from outside vigil (the textfile collector's
+    /// `*.prom` files). The scraper then drops any of its families that another collector wrote in the
+    /// same scrape, and reports this collector failed. Families named `node_<collector name>_*` are the
+    /// collector's own and are not checked.
+    var definesArbitraryFamilies: Bool { get }
+}
+
+extension Collector {
+    public var definesArbitraryFamilies: Bool { false }
 }
 
 /// Why a collector produced nothing.

@@ -129,6 +129,18 @@ public final class KeptOpenFile: Sendable {
         }
     }
 
+    /// Whether the file changed since the last call, as far as the kernel tells: mount tables
+    /// (`/proc/<pid>/mountinfo`) report a mount or unmount with `POLLPRI` (proc(5)). Files that report
+    /// nothing of the kind (regular files) always count as changed, and so does a file not yet open.
+    public func hasChanged() -> Bool {
+        let fd = self.fd.withLock { $0 }
+        guard fd >= 0 else { return true }
+        // A regular file is always writable (POLLOUT); a mount table never is.
+        var entry = pollfd(fd: fd, events: Int16(POLLPRI | POLLOUT), revents: 0)
+        guard poll(&entry, 1, 0) >= 0 else { return true }
+        return entry.revents != 0
+    }
+
     /// Drops the descriptor after an error so that the next read opens the file again.
     func reset() {
         self.fd.withLock { fd in

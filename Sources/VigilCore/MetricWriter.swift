@@ -5,6 +5,8 @@ public enum MetricType: Sendable {
     /// node_exporter exposes netstat, vmstat and a few others untyped; kept for dashboard parity.
     case untyped
     case histogram
+    /// Quantiles plus `_sum` and `_count` (textfile metrics keep the type their producer declared).
+    case summary
 }
 
 /// The exposition formats vigil serves, chosen per request from the `Accept` header.
@@ -126,9 +128,15 @@ public struct MetricWriter {
         self.bytes.append(UInt8(ascii: "\n"))
     }
 
-    /// Writes a sample whose labels are only known at run time (textfile metrics, container labels).
-    public mutating func sample(_ value: Double, dynamicLabels: [(name: String, value: String)]) {
+    /// Writes a sample whose labels are only known at run time (textfile metrics, container labels),
+    /// named the family name plus `suffix`.
+    public mutating func sample(
+        suffix: StaticString = "",
+        _ value: Double,
+        dynamicLabels: [(name: String, value: String)]
+    ) {
         self.bytes.append(contentsOf: self.name)
+        suffix.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
         for (index, label) in dynamicLabels.enumerated() {
             self.bytes.append(index == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
             appendUTF8(label.name, to: &self.bytes)
@@ -285,6 +293,7 @@ private func writeHeader(
     case (.untyped, .text): declaredType = "untyped"
     case (.untyped, .openMetrics): declaredType = "unknown"
     case (.histogram, _): declaredType = "histogram"
+    case (.summary, _): declaredType = "summary"
     }
     appendStatic("# HELP ", to: &bytes)
     bytes.append(contentsOf: declaredName)

@@ -245,7 +245,12 @@ public final class Scraper: Sendable {
     }
 
     private func assemble(_ run: ScrapeRun, format: ExpositionFormat) -> Output {
-        let outcomes = run.finalOutcomes()
+        var outcomes = run.finalOutcomes()
+        for position in outcomes.indices
+        where !outcomes[position].bytes.isEmpty && self.entries[run.order[position]].collector.definesArbitraryFamilies
+        {
+            self.dropRedefinedFamilies(at: position, of: &outcomes, run: run)
+        }
         var writer = MetricWriter(format: format, reusing: self.takeBuffer())
         var failed: [String] = []
         for outcome in outcomes {
@@ -275,6 +280,30 @@ public final class Scraper: Sendable {
         }
         writer.finish()
         return Output(bytes: writer.takeBytes(), failedCollectors: failed)
+    }
+
+    /// Drops the families of a collector whose names come from outside vigil (textfile) that another
+    /// collector wrote in this scrape: the same family twice would make the exposition invalid.
+    private func dropRedefinedFamilies(at position: Int, of outcomes: inout [ScrapeRun.Outcome], run: ScrapeRun) {
+        // Its own families (`node_textfile_*`) are vigil's; with no other family there is nothing to check.
+        let own = Array("node_\(self.entries[run.order[position]].name)_".utf8)
+        let wanted = Set(FamilyCollisions.names(in: outcomes[position].bytes).filter { !$0.starts(with: own) })
+        guard !wanted.isEmpty else { return }
+        var taken = Set<ArraySlice<UInt8>>()
+        for other in outcomes.indices where other != position {
+            taken.formUnion(FamilyCollisions.declared(wanted, in: outcomes[other].bytes))
+        }
+        guard !taken.isEmpty else { return }
+        let result = FamilyCollisions.removing(from: outcomes[position].bytes) { taken.contains($0) }
+        outcomes[position].bytes = result.bytes
+        outcomes[position].success = false
+        self.logger.error(
+            "collector redefines families that another collector wrote; dropped",
+            metadata: [
+                "collector": "\(self.entries[run.order[position]].name)",
+                "families": "\(result.removed.joined(separator: ","))",
+            ]
+        )
     }
 
     /// Returns a scrape's response buffer for reuse once it has been sent.

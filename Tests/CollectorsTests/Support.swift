@@ -44,15 +44,29 @@ func collect(
     roots: PathRoots,
     settings overrides: [String: OptionValue] = [:]
 ) throws -> Collected {
+    try collect(makeCollector(descriptor, roots: roots, settings: overrides), roots: roots)
+}
+
+/// Builds a collector from its descriptor with some options set, as the agent would.
+func makeCollector(
+    _ descriptor: CollectorDescriptor,
+    roots: PathRoots,
+    settings overrides: [String: OptionValue] = [:]
+) throws -> any Collector {
     var settings = Settings(specs: [descriptor.enableOption] + descriptor.options)
     for (name, value) in overrides { settings.set(name, value, origin: .commandLine) }
-    let setup = CollectorSetup(settings: settings, paths: roots, logger: Logger(label: "test"))
-    let collector = try descriptor.make(setup)
+    return try descriptor.make(CollectorSetup(settings: settings, paths: roots, logger: Logger(label: "test")))
+}
+
+/// Runs a collector once and parses what it wrote.
+///
+/// - Parameter timeout: the scrape deadline the collector gets.
+func collect(_ collector: any Collector, roots: PathRoots, timeout: Duration = .seconds(10)) throws -> Collected {
     var writer = MetricWriter(format: .text)
     let context = ScrapeContext(
         paths: roots,
         reader: FileReader(),
-        deadline: .now + .seconds(10),
+        deadline: .now + timeout,
         shared: ScrapeShared(),
         logger: Logger(label: "test"),
         pool: BlockingPool.shared

@@ -22,6 +22,27 @@ import VigilCore
         )
     }
 
+    @Test func writesSummariesAndSuffixedSamplesWithRunTimeLabels() throws {
+        var writer = MetricWriter(format: .text)
+        writer.family("rpc_seconds", help: "RPC latency.", type: .summary)
+        writer.sample(0.25, dynamicLabels: [("job", "a"), ("quantile", "0.5")])
+        writer.sample(suffix: "_sum", 12, dynamicLabels: [("job", "a")])
+        writer.sample(suffix: "_count", 40, dynamicLabels: [("job", "a")])
+        let text = String(decoding: writer.takeBytes(), as: UTF8.self)
+        #expect(
+            text == """
+                # HELP rpc_seconds RPC latency.
+                # TYPE rpc_seconds summary
+                rpc_seconds{job="a",quantile="0.5"} 0.25
+                rpc_seconds_sum{job="a"} 12
+                rpc_seconds_count{job="a"} 40
+
+                """
+        )
+        let family = try #require(try parseExposition(text).first)
+        #expect(family.type == "summary" && family.samples.count == 3)
+    }
+
     @Test func escapesLabelValuesAndHelp() throws {
         var writer = MetricWriter(format: .text)
         writer.family("x", help: "back\\slash and\nnewline", type: .untyped)
