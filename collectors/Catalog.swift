@@ -6,6 +6,7 @@ public enum CollectorCatalog {
     public static let all: [CollectorDescriptor] = [
         LoadavgCollector.descriptor,
         MeminfoCollector.descriptor,
+        ContainersCollector.descriptor,
     ]
 
     /// Every collector option (besides the on/off switches), for the command line and the file.
