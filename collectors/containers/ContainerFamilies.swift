@@ -19,10 +19,11 @@ func writeContainerFamilies(
         "Cumulative cpu time consumed in seconds.",
         .counter,
         &writer,
-        has: { $0.stats.cpuUsage != nil }
-    ) { cgroup, labels, writer in
-        writer.sample(cgroup.stats.cpuUsage ?? 0, labels, ("cpu", "total"))
-    }
+        has: { $0.stats.cpuUsage != nil },
+        samples: { cgroup, labels, writer in
+            writer.sample(cgroup.stats.cpuUsage ?? 0, labels, ("cpu", "total"))
+        }
+    )
     families.counter("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", &writer) {
         $0.stats.cpuUser
     }
@@ -77,19 +78,20 @@ func writeContainerFamilies(
         "Cumulative count of memory allocation failures.",
         .counter,
         &writer,
-        has: { $0.stats.memory != nil }
-    ) { cgroup, labels, writer in
-        guard let memory = cgroup.stats.memory else { return }
-        writer.sample(Double(memory.pgfault), labels, ("failure_type", "pgfault"), ("scope", "container"))
-        writer.sample(Double(memory.pgmajfault), labels, ("failure_type", "pgmajfault"), ("scope", "container"))
-        writer.sample(Double(memory.hierarchyPgfault), labels, ("failure_type", "pgfault"), ("scope", "hierarchy"))
-        writer.sample(
-            Double(memory.hierarchyPgmajfault),
-            labels,
-            ("failure_type", "pgmajfault"),
-            ("scope", "hierarchy")
-        )
-    }
+        has: { $0.stats.memory != nil },
+        samples: { cgroup, labels, writer in
+            guard let memory = cgroup.stats.memory else { return }
+            writer.sample(Double(memory.pgfault), labels, ("failure_type", "pgfault"), ("scope", "container"))
+            writer.sample(Double(memory.pgmajfault), labels, ("failure_type", "pgmajfault"), ("scope", "container"))
+            writer.sample(Double(memory.hierarchyPgfault), labels, ("failure_type", "pgfault"), ("scope", "hierarchy"))
+            writer.sample(
+                Double(memory.hierarchyPgmajfault),
+                labels,
+                ("failure_type", "pgmajfault"),
+                ("scope", "hierarchy")
+            )
+        }
+    )
     families.counter("container_oom_events_total", "Count of out of memory events observed for the container", &writer)
     {
         $0.stats.oomKills.map(Double.init)
@@ -140,19 +142,20 @@ func writeContainerFamilies(
         "Blkio Device bytes usage",
         .counter,
         &writer,
-        has: { !$0.stats.ioBytes.isEmpty }
-    ) { cgroup, labels, writer in
-        for entry in cgroup.stats.ioBytes {
-            writer.sample(
-                Double(entry.value),
-                labels,
-                ("device", deviceNames[deviceKey(entry.major, entry.minor)] ?? ""),
-                ("major", Int(entry.major)),
-                ("minor", Int(entry.minor)),
-                ("operation", entry.operation.rawValue)
-            )
+        has: { !$0.stats.ioBytes.isEmpty },
+        samples: { cgroup, labels, writer in
+            for entry in cgroup.stats.ioBytes {
+                writer.sample(
+                    Double(entry.value),
+                    labels,
+                    ("device", deviceNames[deviceKey(entry.major, entry.minor)] ?? ""),
+                    ("major", Int(entry.major)),
+                    ("minor", Int(entry.minor)),
+                    ("operation", entry.operation.rawValue)
+                )
+            }
         }
-    }
+    )
     let perDevice: [(String, String, KeyPath<CgroupStats, [IOEntry]>, IOOperation)] = [
         ("container_fs_reads_bytes_total", "Cumulative count of bytes read", \.ioBytes, .read),
         ("container_fs_reads_total", "Cumulative count of reads completed", \.ioOperations, .read),
@@ -172,12 +175,13 @@ func writeContainerFamilies(
             help,
             .counter,
             &writer,
-            has: { $0.stats[keyPath: entries].contains { named($0) != nil } }
-        ) { cgroup, labels, writer in
-            for entry in cgroup.stats[keyPath: entries] {
-                if let device = named(entry) { writer.sample(Double(entry.value), labels, ("device", device)) }
+            has: { $0.stats[keyPath: entries].contains { named($0) != nil } },
+            samples: { cgroup, labels, writer in
+                for entry in cgroup.stats[keyPath: entries] {
+                    if let device = named(entry) { writer.sample(Double(entry.value), labels, ("device", device)) }
+                }
             }
-        }
+        )
     }
 
     // Processes
@@ -241,11 +245,18 @@ func writeContainerFamilies(
         ),
     ]
     for (name, help, counter) in network {
-        families.write(name, help, .counter, &writer, has: { !$0.interfaces.isEmpty }) { cgroup, labels, writer in
-            for interface in cgroup.interfaces {
-                writer.sample(Double(interface[keyPath: counter]), labels, ("interface", interface.name))
+        families.write(
+            name,
+            help,
+            .counter,
+            &writer,
+            has: { !$0.interfaces.isEmpty },
+            samples: { cgroup, labels, writer in
+                for interface in cgroup.interfaces {
+                    writer.sample(Double(interface[keyPath: counter]), labels, ("interface", interface.name))
+                }
             }
-        }
+        )
     }
 }
 
@@ -299,7 +310,7 @@ private struct FamilyWriter {
         _ type: MetricType,
         _ writer: inout MetricWriter,
         has: (ScrapedCgroup) -> Bool,
-        _ body: (ScrapedCgroup, RenderedLabels, inout MetricWriter) -> Void
+        samples body: (ScrapedCgroup, RenderedLabels, inout MetricWriter) -> Void
     ) {
         var declared = false
         for index in self.cgroups.indices where has(self.cgroups[index]) {
