@@ -47,7 +47,11 @@ func collect(
     var settings = Settings(specs: [descriptor.enableOption] + descriptor.options)
     for (name, value) in overrides { settings.set(name, value, origin: .commandLine) }
     let setup = CollectorSetup(settings: settings, paths: roots, logger: Logger(label: "test"))
-    let collector = try descriptor.make(setup)
+    return try collect(descriptor.make(setup), roots: roots)
+}
+
+/// Runs one collection of a collector that is kept across collections (caches, counters).
+func collect(_ collector: any Collector, roots: PathRoots) throws -> Collected {
     var writer = MetricWriter(format: .text)
     let context = ScrapeContext(
         paths: roots,

@@ -7,7 +7,7 @@ import Musl
 #endif
 
 /// A cgroup's limits (cAdvisor's container spec). They rarely change, so they are read again only
-/// after ``CgroupStatsReader/specMaxAge``.
+/// after ``ContainersCollector/specMaxAge``.
 struct CgroupSpec: Sendable, Equatable {
     var cpuShares: UInt64?
     /// nil without a quota (v1 `-1`, v2 `max`).

@@ -31,10 +31,10 @@ func writeContainerFamilies(
         $0.stats.cpuSystem
     }
     families.counter("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", &writer) {
-        $0.stats.cfsPeriods.map(Double.init)
+        $0.stats.cfsPeriods.map { Double($0) }
     }
     families.counter("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", &writer) {
-        $0.stats.cfsThrottledPeriods.map(Double.init)
+        $0.stats.cfsThrottledPeriods.map { Double($0) }
     }
     families.counter(
         "container_cpu_cfs_throttled_seconds_total",
@@ -94,7 +94,7 @@ func writeContainerFamilies(
     )
     families.counter("container_oom_events_total", "Count of out of memory events observed for the container", &writer)
     {
-        $0.stats.oomKills.map(Double.init)
+        $0.stats.oomKills.map { Double($0) }
     }
 
     // Pressure (v2 files; a hybrid host's unified tree has them too)
@@ -186,10 +186,10 @@ func writeContainerFamilies(
 
     // Processes
     families.gauge("container_processes", "Number of processes running inside the container.", &writer) {
-        $0.stats.processes.map(Double.init)
+        $0.stats.processes.map { Double($0) }
     }
     families.gauge("container_threads", "Number of threads running inside the container", &writer) {
-        $0.stats.threads.map(Double.init)
+        $0.stats.threads.map { Double($0) }
     }
     families.gauge(
         "container_threads_max",
@@ -201,13 +201,13 @@ func writeContainerFamilies(
 
     // Limits
     families.gauge("container_spec_cpu_period", "CPU period of the container.", &writer) {
-        $0.stats.spec.cpuPeriod.map(Double.init)
+        $0.stats.spec.cpuPeriod.map { Double($0) }
     }
     families.gauge("container_spec_cpu_quota", "CPU quota of the container.", &writer) {
-        $0.stats.spec.cpuQuota.map(Double.init)
+        $0.stats.spec.cpuQuota.map { Double($0) }
     }
     families.gauge("container_spec_cpu_shares", "CPU share of the container.", &writer) {
-        $0.stats.spec.cpuShares.map(Double.init)
+        $0.stats.spec.cpuShares.map { Double($0) }
     }
     families.gauge("container_spec_memory_limit_bytes", "Memory limit for the container.", &writer) {
         $0.stats.spec.memoryLimit.map(specMemoryValue)

@@ -25,11 +25,15 @@ struct ContainersCollector: Collector {
         ContainersCollector(all: setup.settings.bool("collector.cgroups.all"))
     }
 
-    /// How long limits, and the knowledge of which optional files this host lacks, are kept.
-    static let specMaxAge: Duration = .seconds(60)
-
     let all: Bool
+    /// How long limits, and the knowledge of which optional files this host lacks, are kept.
+    let specMaxAge: Duration
     let state = ContainersState()
+
+    init(all: Bool, specMaxAge: Duration = .seconds(60)) {
+        self.all = all
+        self.specMaxAge = specMaxAge
+    }
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let now = ContinuousClock.now
@@ -45,14 +49,14 @@ struct ContainersCollector: Collector {
         var reader = CgroupStatsReader(
             mounts: mounts,
             reader: context.reader,
-            absent: self.state.absentFiles(now: now, maxAge: Self.specMaxAge)
+            absent: self.state.absentFiles(now: now, maxAge: self.specMaxAge)
         )
         let specs = self.state.specs.withLock { $0 }
         var freshSpecs: [(String, CgroupSpec)] = []
         var cgroups: [ScrapedCgroup] = []
         cgroups.reserveCapacity(found.count)
         for cgroup in found {
-            let cached = specs[cgroup.path].flatMap { now - $0.readAt < Self.specMaxAge ? $0.spec : nil }
+            let cached = specs[cgroup.path].flatMap { now - $0.readAt < self.specMaxAge ? $0.spec : nil }
             var stats = reader.read(cgroup.path, cachedSpec: cached)
             // A cgroup removed since the walk listed it is left out.
             guard !stats.isEmpty || cgroup.kind == .root else { continue }
