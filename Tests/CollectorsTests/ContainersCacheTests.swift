@@ -102,7 +102,9 @@ private final class TreeCopy {
         let db = tree.entry("docker") { $0["id"]!.contains("system.slice") }
         #expect(found.contains { $0.path == db["id"]! })
         try tree.removeCgroup(db["id"]!)
-        var reader = CgroupStatsReader(mounts: mounts, reader: FileReader(), absent: [])
+        var reader = CgroupStatsReader(
+            mounts: mounts,
+            absent: [])
         let gone: Set = [db["id"]!, tree.entry("vanished")["id"]!]
         for cgroup in found {
             let stats = reader.read(cgroup.path, cachedSpec: nil)

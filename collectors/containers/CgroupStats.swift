@@ -78,7 +78,7 @@ struct CgroupStats {
 /// not probe them again for every container.
 struct CgroupStatsReader {
     let mounts: CgroupMounts
-    let reader: FileReader
+    let files = CgroupFileReader()
     /// Files known to be absent on this host (shared by the scrapes, refreshed now and then).
     var absent: Set<String>
     private(set) var newlyAbsent: Set<String> = []
@@ -86,9 +86,8 @@ struct CgroupStatsReader {
     private(set) var errorCount = 0
     private(set) var firstError: String?
 
-    init(mounts: CgroupMounts, reader: FileReader, absent: Set<String>) {
+    init(mounts: CgroupMounts, absent: Set<String>) {
         self.mounts = mounts
-        self.reader = reader
         self.absent = absent
     }
 
@@ -104,8 +103,8 @@ struct CgroupStatsReader {
         var stats = CgroupStats()
         if self.mounts.hasV1 {
             self.readV1(path, cachedSpec: cachedSpec, into: &stats)
-        } else if let unified = self.mounts.unified {
-            self.readV2(unified.path + path, isRoot: path == "/", cachedSpec: cachedSpec, into: &stats)
+        } else if let unified = self.files.directory(self.mounts.unified, path) {
+            self.readV2(unified, isRoot: path == "/", cachedSpec: cachedSpec, into: &stats)
         }
         return stats
     }
@@ -114,16 +113,15 @@ struct CgroupStatsReader {
 
     private mutating func readV1(_ path: String, cachedSpec: CgroupSpec?, into stats: inout CgroupStats) {
         let isRoot = path == "/"
-        let relative = isRoot ? "" : path
-        let cpuDirectory = self.mounts.cpu.map { $0.path + relative }
-        let memoryDirectory = self.mounts.memory.map { $0.path + relative }
-        let pidsDirectory = self.mounts.pids.map { $0.path + relative }
+        let cpuDirectory = self.files.directory(self.mounts.cpu, path)
+        let memoryDirectory = self.files.directory(self.mounts.memory, path)
+        let pidsDirectory = self.files.directory(self.mounts.pids, path)
         if let cachedSpec {
             stats.spec = cachedSpec
         } else {
             self.readV1Spec(cpu: cpuDirectory, memory: memoryDirectory, pids: pidsDirectory, into: &stats)
         }
-        if let cpuacct = self.mounts.cpuacct.map({ $0.path + relative }) {
+        if let cpuacct = self.files.directory(self.mounts.cpuacct, path) {
             if let usage = self.file(cpuacct, "cpuacct.usage").flatMap(parseSingleValue) {
                 stats.cpuUsage = Double(usage) / 1e9
                 if let bytes = self.file(cpuacct, "cpuacct.stat") {
@@ -168,24 +166,29 @@ struct CgroupStatsReader {
             stats.memory = memory
             stats.oomKills = self.file(memoryDirectory, "memory.oom_control").flatMap { keyedValue($0, "oom_kill") }
         }
-        if let blkio = self.mounts.blkio.map({ $0.path + relative }) {
+        if let blkio = self.files.directory(self.mounts.blkio, path) {
             self.readBlkio(blkio, isRoot: isRoot, into: &stats)
         }
         if !isRoot, let pidsDirectory {
             stats.threads = self.file(pidsDirectory, "pids.current").flatMap(parseSingleValue)
         }
-        if let walked = self.mounts.walked, let bytes = self.file(walked.path + relative, "cgroup.procs") {
+        if let walked = self.files.directory(self.mounts.walked, path), let bytes = self.file(walked, "cgroup.procs") {
             let procs = parseProcs(bytes)
             stats.processes = procs.count
             stats.firstPID = procs.first
         }
         // A hybrid host has pressure files in its unified tree although the controllers are v1.
-        if let unified = self.mounts.unified {
-            self.readPressure(unified.path + relative, isRoot: isRoot, into: &stats)
+        if let unified = self.files.directory(self.mounts.unified, path) {
+            self.readPressure(unified, isRoot: isRoot, into: &stats)
         }
     }
 
-    private mutating func readV1Spec(cpu: String?, memory: String?, pids: String?, into stats: inout CgroupStats) {
+    private mutating func readV1Spec(
+        cpu: CgroupDirectory?,
+        memory: CgroupDirectory?,
+        pids: CgroupDirectory?,
+        into stats: inout CgroupStats
+    ) {
         var spec = CgroupSpec()
         if let cpu, let shares = self.file(cpu, "cpu.shares").flatMap(parseSingleValue) {
             spec.cpuShares = shares
@@ -208,7 +211,7 @@ struct CgroupStatsReader {
 
     /// cAdvisor's choice of blkio files: the first group whose first file has entries, among BFQ,
     /// CFQ, throttling recursive and throttling non-recursive.
-    private mutating func readBlkio(_ directory: String, isRoot: Bool, into stats: inout CgroupStats) {
+    private mutating func readBlkio(_ directory: CgroupDirectory, isRoot: Bool, into stats: inout CgroupStats) {
         for (bytesFile, operationsFile) in blkioFiles {
             guard let bytes = self.optionalFile(directory, bytesFile, isRoot: isRoot) else { continue }
             let serviceBytes = parseBlkio(bytes)
@@ -222,7 +225,7 @@ struct CgroupStatsReader {
     // MARK: cgroup v2
 
     private mutating func readV2(
-        _ directory: String,
+        _ directory: CgroupDirectory,
         isRoot: Bool,
         cachedSpec: CgroupSpec?,
         into stats: inout CgroupStats
@@ -258,7 +261,7 @@ struct CgroupStatsReader {
         self.readPressure(directory, isRoot: isRoot, into: &stats)
     }
 
-    private mutating func readV2Memory(_ directory: String, isRoot: Bool, into stats: inout CgroupStats) {
+    private mutating func readV2Memory(_ directory: CgroupDirectory, isRoot: Bool, into stats: inout CgroupStats) {
         let current = isRoot ? nil : self.file(directory, "memory.current").flatMap(parseSingleValue)
         guard current != nil || isRoot, let statBytes = self.file(directory, "memory.stat") else { return }
         let stat = parseMemoryStat(statBytes)
@@ -285,7 +288,7 @@ struct CgroupStatsReader {
         stats.memory = memory
     }
 
-    private mutating func readV2Spec(_ directory: String, into stats: inout CgroupStats) {
+    private mutating func readV2Spec(_ directory: CgroupDirectory, into stats: inout CgroupStats) {
         var spec = CgroupSpec()
         if let bytes = self.file(directory, "cpu.max") {
             (spec.cpuQuota, spec.cpuPeriod) = parseCPUMax(bytes)
@@ -302,7 +305,7 @@ struct CgroupStatsReader {
         stats.spec = spec
     }
 
-    private mutating func readPressure(_ directory: String, isRoot: Bool, into stats: inout CgroupStats) {
+    private mutating func readPressure(_ directory: CgroupDirectory, isRoot: Bool, into stats: inout CgroupStats) {
         stats.cpuPressure = self.optionalFile(directory, "cpu.pressure", isRoot: isRoot).map(parsePressure)
         stats.memoryPressure = self.optionalFile(directory, "memory.pressure", isRoot: isRoot).map(parsePressure)
         stats.ioPressure = self.optionalFile(directory, "io.pressure", isRoot: isRoot).map(parsePressure)
@@ -312,11 +315,9 @@ struct CgroupStatsReader {
 
     /// A file's bytes, or nil when it does not exist (the cgroup is gone, or lacks that controller).
     /// The bytes are only valid until the next read.
-    private mutating func file(_ directory: String, _ name: String) -> ArraySlice<UInt8>? {
-        let path = directory + "/" + name
+    private mutating func file(_ directory: CgroupDirectory, _ name: String) -> ArraySlice<UInt8>? {
         do {
-            let bytes = try self.reader.readAttribute(path, limit: 65536)
-            return bytes.count < 65536 ? bytes : try self.reader.read(path)
+            return try self.files.read(directory, name)
         } catch {
             if !error.isNotFound {
                 self.errorCount += 1
@@ -327,11 +328,11 @@ struct CgroupStatsReader {
     }
 
     /// A file only some kernels have. Its absence is remembered once the directory proved to exist
-    /// (a non-root cgroup whose earlier files were read): roots lack files their children have.
-    private mutating func optionalFile(_ directory: String, _ name: String, isRoot: Bool) -> ArraySlice<UInt8>? {
+    /// (a non-root cgroup: roots lack files their children have).
+    private mutating func optionalFile(_ directory: CgroupDirectory, _ name: String, isRoot: Bool) -> ArraySlice<UInt8>? {
         guard !self.absent.contains(name) else { return nil }
         if let bytes = self.file(directory, name) { return bytes }
-        if !isRoot && FileSystem.exists(directory) {
+        if !isRoot && self.files.exists(directory) {
             self.absent.insert(name)
             self.newlyAbsent.insert(name)
         }

@@ -48,7 +48,6 @@ struct ContainersCollector: Collector {
 
         var reader = CgroupStatsReader(
             mounts: mounts,
-            reader: context.reader,
             absent: self.state.absentFiles(now: now, maxAge: self.specMaxAge)
         )
         let specs = self.state.specs.withLock { $0 }
@@ -73,10 +72,12 @@ struct ContainersCollector: Collector {
             }
             cgroups.append(ScrapedCgroup(path: cgroup.path, kind: cgroup.kind, stats: stats, metadata: metadata))
         }
-        self.readNetworks(&cgroups, context: context)
-        let devices = Set(
-            cgroups.lazy.flatMap { $0.stats.ioBytes + $0.stats.ioOperations }.map { deviceKey($0.major, $0.minor) }
-        )
+        self.readNetworks(cgroups, context: context)
+        var devices: Set<UInt64> = []
+        for cgroup in cgroups {
+            for entry in cgroup.stats.ioBytes { devices.insert(deviceKey(entry.major, entry.minor)) }
+            for entry in cgroup.stats.ioOperations { devices.insert(deviceKey(entry.major, entry.minor)) }
+        }
         let deviceNames = self.state.devices.names(for: devices, paths: context.paths, reader: context.reader)
 
         writeContainerFamilies(
@@ -100,26 +101,26 @@ struct ContainersCollector: Collector {
     /// namespace) and containers whose first process is in a namespace of its own. Kubernetes
     /// application containers share their sandbox's namespace and are left out (cAdvisor does the
     /// same); any other shared namespace is reported once, for the first container found in it.
-    private func readNetworks(_ cgroups: inout [ScrapedCgroup], context: ScrapeContext) {
+    private func readNetworks(_ cgroups: [ScrapedCgroup], context: ScrapeContext) {
         let hostNamespace =
             (try? FileSystem.readLink(context.paths.proc("1/ns/net")))
             ?? (try? FileSystem.readLink(context.paths.proc("self/ns/net")))
         var claimed: Set<String> = []
-        for index in cgroups.indices {
-            switch cgroups[index].kind {
+        for cgroup in cgroups {
+            switch cgroup.kind {
             case .root:
                 let bytes =
                     (try? context.reader.read(context.paths.proc("1/net/dev")))
                     ?? (try? context.reader.read(context.paths.proc("net/dev")))
-                cgroups[index].interfaces = bytes.map(parseNetDev) ?? []
+                cgroup.interfaces = bytes.map(parseNetDev) ?? []
             case .container:
-                guard cgroups[index].metadata?.isPodContainer != true, let pid = cgroups[index].stats.firstPID,
+                guard cgroup.metadata?.isPodContainer != true, let pid = cgroup.stats.firstPID,
                     let namespace = try? FileSystem.readLink(context.paths.proc("\(pid)/ns/net")),
                     namespace != hostNamespace, !claimed.contains(namespace),
                     let bytes = try? context.reader.read(context.paths.proc("\(pid)/net/dev"))
                 else { continue }
                 claimed.insert(namespace)
-                cgroups[index].interfaces = parseNetDev(bytes)
+                cgroup.interfaces = parseNetDev(bytes)
             case .pod, .kubepods, .other:
                 continue
             }
@@ -127,13 +128,20 @@ struct ContainersCollector: Collector {
     }
 }
 
-/// One cgroup as read in one scrape.
-struct ScrapedCgroup {
-    var path: String
-    var kind: CgroupKind
-    var stats: CgroupStats
-    var metadata: ContainerMetadata?
+/// One cgroup as read in one scrape (a class: the families pass over it dozens of times).
+final class ScrapedCgroup {
+    let path: String
+    let kind: CgroupKind
+    let stats: CgroupStats
+    let metadata: ContainerMetadata?
     var interfaces: [InterfaceCounters] = []
+
+    init(path: String, kind: CgroupKind, stats: CgroupStats, metadata: ContainerMetadata?) {
+        self.path = path
+        self.kind = kind
+        self.stats = stats
+        self.metadata = metadata
+    }
 }
 
 /// The base labels of each cgroup: `id` always; `name` and `image` from the runtime; `pod`,
