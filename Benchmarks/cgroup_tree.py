@@ -232,8 +232,9 @@ def procs_file(pids):
     return "".join(f"{pid}\n" for pid in pids)
 
 
-def write_v1_cgroup(base, layout, path, f, root=False):
-    """The files of one cgroup in every v1 controller (and the unified tree of a hybrid host)."""
+def write_v1_cgroup(base, layout, path, f, root=False, bfq=False):
+    """The files of one cgroup in every v1 controller (and the unified tree of a hybrid host). With
+    `bfq`, the BFQ scheduler's files have figures (half the throttling ones) rather than none."""
     dirs = V1_DIRECTORIES[layout]
 
     def d(controller):
@@ -259,8 +260,9 @@ def write_v1_cgroup(base, layout, path, f, root=False):
     write(f"{d('memory')}/memory.stat", v1_memory_stat(f))
     write(f"{d('memory')}/memory.oom_control", f"oom_kill_disable 0\nunder_oom 0\noom_kill {f.oom_kill}\n")
     write(f"{d('memory')}/cgroup.procs", procs)
-    write(f"{d('blkio')}/blkio.bfq.io_service_bytes_recursive", "Total 0\n")
-    write(f"{d('blkio')}/blkio.bfq.io_serviced_recursive", "Total 0\n")
+    halved = [(major, minor, rb // 2, wb // 2, ri // 2, wi // 2) for major, minor, rb, wb, ri, wi in f.devices]
+    write(f"{d('blkio')}/blkio.bfq.io_service_bytes_recursive", blkio_file(halved, 0) if bfq else "Total 0\n")
+    write(f"{d('blkio')}/blkio.bfq.io_serviced_recursive", blkio_file(halved, 1) if bfq else "Total 0\n")
     write(f"{d('blkio')}/blkio.throttle.io_service_bytes_recursive", blkio_file(f.devices, 0))
     write(f"{d('blkio')}/blkio.throttle.io_serviced_recursive", blkio_file(f.devices, 1))
     write(f"{d('blkio')}/blkio.throttle.io_service_bytes", blkio_file(f.devices, 0))

@@ -82,8 +82,10 @@ def generate(base, layout, containers):
 
 
 def process_cpu_seconds(pid):
+    """User and system CPU seconds of a process."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 def rss_kib(pid):
@@ -115,17 +117,19 @@ def measure(binary, base, scrapes, port):
         wait_for_port(port)
         body = scrape(port)  # first scrape: state files, limits
         scrape(port)
-        cpu_before = process_cpu_seconds(agent.pid)
+        user_before, system_before = process_cpu_seconds(agent.pid)
         durations = []
         for _ in range(scrapes):
             body = scrape(port)
             match = re.search(rb'node_scrape_collector_duration_seconds\{collector="containers"\} (\S+)', body)
             durations.append(float(match.group(1)))
-        cpu = (process_cpu_seconds(agent.pid) - cpu_before) / scrapes
+        user_after, system_after = process_cpu_seconds(agent.pid)
+        cpu = (user_after - user_before + system_after - system_before) / scrapes
+        system_share = (system_after - system_before) / max(cpu * scrapes, 1e-9)
         if b'node_scrape_collector_success{collector="containers"} 1' not in body:
             raise RuntimeError("the containers collector failed: " + body[-2000:].decode())
         series = body.count(b"\ncontainer_")
-        return cpu, sum(durations) / len(durations), rss_kib(agent.pid), len(body), series
+        return cpu, system_share, sum(durations) / len(durations), rss_kib(agent.pid), len(body), series
     finally:
         agent.terminate()
         agent.wait()
@@ -143,20 +147,22 @@ def main():
     work = f"/tmp/vigil-containers-bench-{os.getpid()}"
     os.makedirs(work, exist_ok=True)
     print(f"vigil containers collector: {args.scrapes} scrapes per tree, pods of a sandbox and one container")
-    print(f"{'layout':<7} {'containers':>10} {'series':>7} {'body MB':>8} {'CPU/scrape ms':>14} "
+    print(f"{'layout':<7} {'containers':>10} {'series':>7} {'body MB':>8} {'CPU/scrape ms':>14} {'kernel %':>9} "
           f"{'collector ms':>13} {'RSS MB':>7} {'RSS growth MB':>14} {'CPU µs/container':>17}")
     try:
         for index, layout in enumerate(args.layouts.split(",")):
             base = f"{work}/{layout}"
             generate(base, layout, 0)
-            _, _, empty_rss, _, _ = measure(args.binary, base, 3, PORT + index * 10)
+            empty_rss = measure(args.binary, base, 3, PORT + index * 10)[3]
             per_container = []
             for offset, size in enumerate(sizes):
                 generate(base, layout, size)
-                cpu, duration, rss, body, series = measure(args.binary, base, args.scrapes, PORT + index * 10 + offset + 1)
+                cpu, system_share, duration, rss, body, series = measure(
+                    args.binary, base, args.scrapes, PORT + index * 10 + offset + 1)
                 per_container.append(cpu / size * 1e6)
-                print(f"{layout:<7} {size:>10} {series:>7} {body / 1e6:>8.2f} {cpu * 1e3:>14.2f} {duration * 1e3:>13.2f} "
-                      f"{rss / 1024:>7.1f} {(rss - empty_rss) / 1024:>14.1f} {per_container[-1]:>17.1f}")
+                print(f"{layout:<7} {size:>10} {series:>7} {body / 1e6:>8.2f} {cpu * 1e3:>14.2f} "
+                      f"{system_share * 100:>9.0f} {duration * 1e3:>13.2f} {rss / 1024:>7.1f} "
+                      f"{(rss - empty_rss) / 1024:>14.1f} {per_container[-1]:>17.1f}")
             print(f"{layout:<7} linearity: CPU per container at {sizes[-1]} / at {sizes[0]} = "
                   f"{per_container[-1] / per_container[0]:.2f} (1.00 = linear); empty tree RSS {empty_rss / 1024:.1f} MB")
     finally:

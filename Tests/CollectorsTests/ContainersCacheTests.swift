@@ -104,7 +104,8 @@ private final class TreeCopy {
         try tree.removeCgroup(db["id"]!)
         var reader = CgroupStatsReader(
             mounts: mounts,
-            absent: [])
+            absent: []
+        )
         let gone: Set = [db["id"]!, tree.entry("vanished")["id"]!]
         for cgroup in found {
             let stats = reader.read(cgroup.path, cachedSpec: nil)

@@ -389,6 +389,31 @@ let cgroupTrees = [
         #expect(collected.value("container_pressure_io_waiting_seconds_total", ["id": web.id]) != nil)
     }
 
+    @Test func blkioFiguresComeFromTheFirstGroupThatHasThem() throws {
+        let tree = cgroupTrees[1]
+        let collected = try collect(ContainersCollector.descriptor, roots: tree.roots)
+        let docker = try #require(tree.manifest.first { $0.kind == "docker" })
+        let kubernetes = try #require(tree.manifest.first { $0.kind == "containerd" })
+        func read(_ id: String, _ file: String) -> Double? {
+            let line = tree.text(tree.directory("blkio", id) + "/" + file)?.split(separator: "\n").first {
+                $0.contains(" Read ")
+            }
+            return line.flatMap { Double($0.split(separator: " ")[2]) }
+        }
+        let labels = ["device": "/dev/vda", "operation": "Read"]
+        // BFQ has figures for the Docker container, none for the Kubernetes one.
+        #expect(read(docker.id, "blkio.bfq.io_service_bytes_recursive") != nil)
+        #expect(read(kubernetes.id, "blkio.bfq.io_service_bytes_recursive") == nil)
+        #expect(
+            collected.value("container_blkio_device_usage_total", labels.merging(["id": docker.id]) { $1 })
+                == read(docker.id, "blkio.bfq.io_service_bytes_recursive")
+        )
+        #expect(
+            collected.value("container_blkio_device_usage_total", labels.merging(["id": kubernetes.id]) { $1 })
+                == read(kubernetes.id, "blkio.throttle.io_service_bytes_recursive")
+        )
+    }
+
     @Test func maxAndUnlimitedValuesAreReportedAsCAdvisorDoes() throws {
         let tree = cgroupTrees[2]
         let collected = try collect(ContainersCollector.descriptor, roots: tree.roots)

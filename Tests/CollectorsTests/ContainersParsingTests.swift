@@ -202,6 +202,17 @@ private func bytes(_ text: String) -> ArraySlice<UInt8> { ArraySlice(text.utf8) 
         #expect(v2.pgfault == 11)
     }
 
+    @Test func keyedValuesTakeTheFirstFieldAndSkipBrokenLines() {
+        var seen: [String: UInt64] = [:]
+        forEachKeyedValue(
+            bytes("a 1\nb 12 34\nc 1x\nd\n\ne 18446744073709551616\nf 18446744073709551615\n g 7\nh 9")
+        ) { key, value in
+            seen[String(decoding: key, as: UTF8.self)] = value
+        }
+        #expect(seen == ["a": 1, "b": 12, "f": .max, "h": 9])
+        #expect(keyedValue(bytes("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"), "oom_kill") == 3)
+    }
+
     @Test func workingSetIsCAdvisorsFormula() {
         #expect(workingSet(usage: 26_914_816, inactiveFile: 9_945_088) == 16_969_728)
         #expect(workingSet(usage: 5, inactiveFile: 9) == 0)

@@ -12,7 +12,7 @@ struct CgroupDirectory {
     fileprivate let root: Int32
     fileprivate let mountPath: String
     /// The cgroup's path without its leading `/`; empty for the root cgroup.
-    fileprivate let relative: Substring
+    fileprivate let relative: String
 }
 
 /// Reads cgroup files with one `openat`, one `read` and one `close` each, relative to their
@@ -32,9 +32,9 @@ final class CgroupFileReader {
         for fd in self.roots.values where fd >= 0 { close(fd) }
     }
 
-    /// The directory of `cgroup` (`/docker/<id>`, or `/`) in the hierarchy mounted at `mount`; nil
-    /// when the hierarchy cannot be opened.
-    func directory(_ mount: CgroupMount?, _ cgroup: String) -> CgroupDirectory? {
+    /// The directory of a cgroup in the hierarchy mounted at `mount`, from its path without the
+    /// leading `/` (`docker/<id>`, empty for the root); nil when the hierarchy cannot be opened.
+    func directory(_ mount: CgroupMount?, _ relative: String) -> CgroupDirectory? {
         guard let mount else { return nil }
         let root: Int32
         if let known = self.roots[mount.path] {
@@ -44,7 +44,7 @@ final class CgroupFileReader {
             self.roots[mount.path] = root
         }
         guard root >= 0 else { return nil }
-        return CgroupDirectory(root: root, mountPath: mount.path, relative: cgroup.dropFirst())
+        return CgroupDirectory(root: root, mountPath: mount.path, relative: relative)
     }
 
     /// Reads a file of a cgroup directory (`name` may hold a sub-directory: `container/cgroup.procs`).
@@ -77,28 +77,24 @@ final class CgroupFileReader {
         return self.path.withUnsafeBufferPointer { faccessat(directory.root, $0.baseAddress!, F_OK, 0) } == 0
     }
 
-    /// Writes `relative/name` and a NUL into the path buffer.
+    /// Writes `relative/name` (or `.` for the root's own directory) and a NUL into the path buffer.
     private func setPath(_ directory: CgroupDirectory, _ name: String?) {
-        let needed = directory.relative.utf8.count + (name?.utf8.count ?? 0) + 2
+        var relative = directory.relative
+        var name = name ?? (relative.isEmpty ? "." : "")
+        let needed = relative.utf8.count + name.utf8.count + 2
         if needed > self.path.count { self.path = [CChar](repeating: 0, count: needed) }
-        self.path.withUnsafeMutableBufferPointer { path in
-            var index = 0
-            for byte in directory.relative.utf8 {
-                path[index] = CChar(bitPattern: byte)
+        self.path.withUnsafeMutableBytes { path in
+            var index = relative.withUTF8 { bytes in
+                path.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                return bytes.count
+            }
+            if index > 0 && !name.isEmpty {
+                path[index] = UInt8(ascii: "/")
                 index += 1
             }
-            if let name {
-                if index > 0 {
-                    path[index] = CChar(bitPattern: UInt8(ascii: "/"))
-                    index += 1
-                }
-                for byte in name.utf8 {
-                    path[index] = CChar(bitPattern: byte)
-                    index += 1
-                }
-            } else if index == 0 {
-                path[index] = CChar(bitPattern: UInt8(ascii: "."))
-                index += 1
+            index += name.withUTF8 { bytes in
+                (path.baseAddress! + index).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                return bytes.count
             }
             path[index] = 0
         }

@@ -1,15 +1,59 @@
 import VigilCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 // Pure parsers for the cgroup files the containers collector reads: bytes in, values out. A line that
 // does not parse costs only its own value.
 
 /// Calls `body` with each `key value` line of a flat-keyed file (`memory.stat`, `cpu.stat`,
-/// `memory.events`, `memory.oom_control`, `cpuacct.stat`); lines whose value is not a number are skipped.
-func forEachKeyedValue(_ bytes: ArraySlice<UInt8>, _ body: (ArraySlice<UInt8>, UInt64) -> Void) {
-    for line in bytes.lines {
-        var fields = line.fields
-        guard let key = fields.next(), let value = fields.next()?.parseUInt64() else { continue }
-        body(key, value)
+/// `memory.events`, `memory.oom_control`, `cpuacct.stat`); lines whose value is not a number are
+/// skipped. Scans the bytes in place: these files are read for every container at every scrape.
+func forEachKeyedValue(_ bytes: ArraySlice<UInt8>, _ body: (UnsafeBufferPointer<UInt8>, UInt64) -> Void) {
+    bytes.withUnsafeBufferPointer { buffer in
+        var index = 0
+        let end = buffer.count
+        while index < end {
+            let keyStart = index
+            while index < end, buffer[index] != UInt8(ascii: " "), buffer[index] != UInt8(ascii: "\n") { index += 1 }
+            let keyEnd = index
+            while index < end, buffer[index] == UInt8(ascii: " ") { index += 1 }
+            // The value is the next field, all digits; anything after it on the line is ignored.
+            var value: UInt64 = 0
+            var digits = 0
+            var valid = true
+            while index < end, buffer[index] != UInt8(ascii: " "), buffer[index] != UInt8(ascii: "\n") {
+                let digit = buffer[index] &- UInt8(ascii: "0")
+                if digit < 10, valid {
+                    let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+                    let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit))
+                    valid = !overflow1 && !overflow2
+                    value = sum
+                    digits += 1
+                } else {
+                    valid = false
+                }
+                index += 1
+            }
+            while index < end, buffer[index] != UInt8(ascii: "\n") { index += 1 }
+            index += 1
+            if valid, digits > 0, keyEnd > keyStart {
+                body(UnsafeBufferPointer(rebasing: buffer[keyStart..<keyEnd]), value)
+            }
+        }
+    }
+}
+
+extension UnsafeBufferPointer<UInt8> {
+    func equals(_ text: StaticString) -> Bool {
+        text.withUTF8Buffer { $0.count == self.count && memcmp($0.baseAddress!, self.baseAddress!, self.count) == 0 }
+    }
+
+    func hasPrefix(_ text: StaticString) -> Bool {
+        text.withUTF8Buffer { $0.count <= self.count && memcmp($0.baseAddress!, self.baseAddress!, $0.count) == 0 }
     }
 }
 
@@ -99,7 +143,7 @@ func parseMemoryStat(_ bytes: ArraySlice<UInt8>) -> MemoryStatFile {
     var stat = MemoryStatFile()
     forEachKeyedValue(bytes) { key, value in
         if key.hasPrefix("total_") {
-            let rest = key.dropFirst(6)
+            let rest = UnsafeBufferPointer(rebasing: key.dropFirst(6))
             if rest.equals("cache") {
                 stat.totalCache = value
             } else if rest.equals("rss") {

@@ -82,6 +82,8 @@ struct CgroupStatsReader {
     /// Files known to be absent on this host (shared by the scrapes, refreshed now and then).
     var absent: Set<String>
     private(set) var newlyAbsent: Set<String> = []
+    /// The blkio file groups (indices into `blkioFiles`) with no entries in this scrape's root cgroup.
+    private var blkioGroupsEmptyAtRoot: Set<Int> = []
     /// Errors other than "not found" (permissions, I/O): counted, and the first kept for the report.
     private(set) var errorCount = 0
     private(set) var firstError: String?
@@ -101,9 +103,10 @@ struct CgroupStatsReader {
     /// the files.
     mutating func read(_ path: String, cachedSpec: CgroupSpec?) -> CgroupStats {
         var stats = CgroupStats()
+        let relative = String(path.dropFirst())
         if self.mounts.hasV1 {
-            self.readV1(path, cachedSpec: cachedSpec, into: &stats)
-        } else if let unified = self.files.directory(self.mounts.unified, path) {
+            self.readV1(relative, cachedSpec: cachedSpec, into: &stats)
+        } else if let unified = self.files.directory(self.mounts.unified, relative) {
             self.readV2(unified, isRoot: path == "/", cachedSpec: cachedSpec, into: &stats)
         }
         return stats
@@ -111,8 +114,9 @@ struct CgroupStatsReader {
 
     // MARK: cgroup v1 (and the unified tree of a hybrid host)
 
+    /// Reads a cgroup of a v1 host from its path without the leading `/`.
     private mutating func readV1(_ path: String, cachedSpec: CgroupSpec?, into stats: inout CgroupStats) {
-        let isRoot = path == "/"
+        let isRoot = path.isEmpty
         let cpuDirectory = self.files.directory(self.mounts.cpu, path)
         let memoryDirectory = self.files.directory(self.mounts.memory, path)
         let pidsDirectory = self.files.directory(self.mounts.pids, path)
@@ -211,11 +215,17 @@ struct CgroupStatsReader {
 
     /// cAdvisor's choice of blkio files: the first group whose first file has entries, among BFQ,
     /// CFQ, throttling recursive and throttling non-recursive.
+    ///
+    /// The root is read first: a recursive group empty (or absent) there is empty in every cgroup, so
+    /// it is not read again for each container (most hosts schedule no device with BFQ).
     private mutating func readBlkio(_ directory: CgroupDirectory, isRoot: Bool, into stats: inout CgroupStats) {
-        for (bytesFile, operationsFile) in blkioFiles {
-            guard let bytes = self.optionalFile(directory, bytesFile, isRoot: isRoot) else { continue }
-            let serviceBytes = parseBlkio(bytes)
-            guard !serviceBytes.isEmpty else { continue }
+        for (index, (bytesFile, operationsFile)) in blkioFiles.enumerated() {
+            if !isRoot && self.blkioGroupsEmptyAtRoot.contains(index) { continue }
+            let serviceBytes = self.file(directory, bytesFile).map(parseBlkio) ?? []
+            guard !serviceBytes.isEmpty else {
+                if isRoot && bytesFile.hasSuffix("_recursive") { self.blkioGroupsEmptyAtRoot.insert(index) }
+                continue
+            }
             stats.ioBytes = serviceBytes
             stats.ioOperations = self.file(directory, operationsFile).map(parseBlkio) ?? []
             return
@@ -329,7 +339,8 @@ struct CgroupStatsReader {
 
     /// A file only some kernels have. Its absence is remembered once the directory proved to exist
     /// (a non-root cgroup: roots lack files their children have).
-    private mutating func optionalFile(_ directory: CgroupDirectory, _ name: String, isRoot: Bool) -> ArraySlice<UInt8>? {
+    private mutating func optionalFile(_ directory: CgroupDirectory, _ name: String, isRoot: Bool) -> ArraySlice<UInt8>?
+    {
         guard !self.absent.contains(name) else { return nil }
         if let bytes = self.file(directory, name) { return bytes }
         if !isRoot && self.files.exists(directory) {

@@ -1,4 +1,3 @@
-import Synchronization
 import VigilCore
 
 #if canImport(Glibc)

@@ -197,11 +197,12 @@ def v1(base):
     layout = "v1"
     manifest = []
     write_host(base, MOUNTINFO_V1)
-    write_v1_cgroup(base, layout, "/", Figures(200, processes=2), root=True)
+    # A device scheduled by BFQ: its figures win over the throttling ones where there are any.
+    write_v1_cgroup(base, layout, "/", Figures(200, processes=2), root=True, bfq=True)
     cid = container_id(201)
     f = Figures(201, quota=100000, memory_limit=1073741824)
-    write_v1_cgroup(base, layout, "/docker", Figures(290))
-    write_v1_cgroup(base, layout, f"/docker/{cid}", f)
+    write_v1_cgroup(base, layout, "/docker", Figures(290), bfq=True)
+    write_v1_cgroup(base, layout, f"/docker/{cid}", f, bfq=True)
     write_docker(base, cid, docker_config(cid, "legacy", "httpd:2.4", {}, f.pids[0]))
     write_process(base, f.pids[0], "net:[4026533001]", [("lo", 201), ("eth0", 201)])
     manifest.append(manifest_entry(f"/docker/{cid}", "docker", docker_state(cid), "net:[4026533001]"))
