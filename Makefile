@@ -11,7 +11,7 @@ TEST_PACKAGES := $(BUILD_PACKAGES) prometheus prometheus-node-exporter systemd s
 
 ARGS ?=
 
-.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench clean
+.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench bench-containers clean
 
 define apt_install
 	@missing="$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
@@ -60,6 +60,10 @@ lint:
 
 bench: release install-test-deps
 	cd Benchmarks && $(SWIFT) run -c release vigil-benchmarks
+
+# Cost of the containers collector at 100, 500 and 1,000 containers (generated cgroup trees, v1 hybrid and v2).
+bench-containers: release
+	python3 Benchmarks/containers_bench.py --binary .build/release/vigil $(ARGS)
 
 clean:
 	rm -rf .build

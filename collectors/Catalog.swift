@@ -8,6 +8,7 @@ public enum CollectorCatalog {
         HwmonCollector.descriptor,
         LoadavgCollector.descriptor,
         MeminfoCollector.descriptor,
+        ContainersCollector.descriptor,
         OSReleaseCollector.descriptor,
         TextfileCollector.descriptor,
         ThermalZoneCollector.descriptor,

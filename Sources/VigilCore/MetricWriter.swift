@@ -128,6 +128,34 @@ public struct MetricWriter {
         self.bytes.append(UInt8(ascii: "\n"))
     }
 
+    /// Writes one sample whose first labels were rendered once for many samples (a container's `id`,
+    /// `name`, `image`…), followed by `labels`.
+    public mutating func sample<each V: LabelValue>(
+        _ value: Double,
+        _ rendered: RenderedLabels,
+        _ labels: repeat (StaticString, each V)
+    ) {
+        self.bytes.append(contentsOf: self.name)
+        var first = rendered.bytes.isEmpty
+        if !first {
+            self.bytes.append(UInt8(ascii: "{"))
+            self.bytes.append(contentsOf: rendered.bytes)
+        }
+        for (labelName, labelValue) in repeat each labels {
+            self.bytes.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            first = false
+            labelName.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+            self.bytes.append(UInt8(ascii: "="))
+            self.bytes.append(UInt8(ascii: "\""))
+            labelValue.appendEscapedLabelValue(to: &self.bytes)
+            self.bytes.append(UInt8(ascii: "\""))
+        }
+        if !first { self.bytes.append(UInt8(ascii: "}")) }
+        self.bytes.append(UInt8(ascii: " "))
+        appendFloat(value, to: &self.bytes)
+        self.bytes.append(UInt8(ascii: "\n"))
+    }
+
     /// Writes a sample whose labels are only known at run time (textfile metrics, container labels),
     /// named the family name plus `suffix`.
     public mutating func sample(
@@ -156,6 +184,24 @@ public struct MetricWriter {
         if self.format == .openMetrics {
             self.bytes.append(contentsOf: "# EOF\n".utf8)
         }
+    }
+}
+
+/// Label pairs escaped once and written before the other labels of many samples, so that a container's
+/// `id`, `name` and `image` are not escaped again for each of its series.
+public struct RenderedLabels: Sendable, Equatable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    /// Adds `name="value"`.
+    public mutating func append(_ name: StaticString, _ value: some LabelValue) {
+        if !self.bytes.isEmpty { self.bytes.append(UInt8(ascii: ",")) }
+        name.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+        self.bytes.append(UInt8(ascii: "="))
+        self.bytes.append(UInt8(ascii: "\""))
+        value.appendEscapedLabelValue(to: &self.bytes)
+        self.bytes.append(UInt8(ascii: "\""))
     }
 }
 
