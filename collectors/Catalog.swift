@@ -9,6 +9,7 @@ public enum CollectorCatalog {
         LoadavgCollector.descriptor,
         MeminfoCollector.descriptor,
         OSReleaseCollector.descriptor,
+        SystemdCollector.descriptor,
         TextfileCollector.descriptor,
         ThermalZoneCollector.descriptor,
         TimeCollector.descriptor,
