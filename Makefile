@@ -11,7 +11,7 @@ TEST_PACKAGES := $(BUILD_PACKAGES) prometheus prometheus-node-exporter systemd s
 
 ARGS ?=
 
-.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench clean
+.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench bench-systemd clean
 
 define apt_install
 	@missing="$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
@@ -60,6 +60,10 @@ lint:
 
 bench: release install-test-deps
 	cd Benchmarks && $(SWIFT) run -c release vigil-benchmarks
+
+# The systemd collector against a namespaced systemd with 300 units: wall and CPU time per scrape.
+bench-systemd: release install-test-deps
+	python3 Benchmarks/systemd_bench.py --binary .build/release/vigil $(ARGS)
 
 clean:
 	rm -rf .build
