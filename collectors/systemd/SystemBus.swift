@@ -187,6 +187,8 @@ final class BusConnection: @unchecked Sendable {
         var next = 0
         var answered = 0
         while answered < count {
+            // Checked on every turn: a stream of replies and signals must not outlast the deadline.
+            guard ContinuousClock.now < deadline else { throw .timedOut("property calls") }
             while pending.count < window && next < count {
                 let call = try makeCall(next)
                 var cookie: UInt64 = 0
@@ -210,7 +212,7 @@ final class BusConnection: @unchecked Sendable {
                 continue
             }
             if result > 0 { continue }
-            guard let timeout = microseconds(until: deadline) else { throw .timedOut("GetAll") }
+            guard let timeout = microseconds(until: deadline) else { throw .timedOut("property calls") }
             let waited = sd_bus_wait(self.bus, timeout)
             guard waited >= 0 || waited == -EINTR else { throw BusError("wait", code: waited) }
         }
@@ -248,11 +250,11 @@ struct BusMessage: ~Copyable {
     }
 
     /// The error this reply carries, if it is an error reply to `operation`.
-    func error(of operation: String) -> BusError? {
+    func error(of operation: @autoclosure () -> String) -> BusError? {
         guard sd_bus_message_is_method_error(self.message, nil) > 0,
             let error = sd_bus_message_get_error(self.message)
         else { return nil }
-        return BusError(operation, reply: error)
+        return BusError(operation(), reply: error)
     }
 
     /// Enters a container; false at the end of the enclosing array.

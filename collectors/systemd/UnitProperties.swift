@@ -12,11 +12,15 @@ struct ListedUnit: Sendable, Equatable {
     let activeState: String
     /// The unit's object path, as systemd returned it (no need to encode the name).
     let path: String
-
     /// The unit type: the name's suffix after the last dot (`service`, `socket`…).
-    var type: Substring {
-        guard let dot = self.name.lastIndex(of: ".") else { return "" }
-        return self.name[self.name.index(after: dot)...]
+    let type: Substring
+
+    init(name: String, loadState: String, activeState: String, path: String) {
+        self.name = name
+        self.loadState = loadState
+        self.activeState = activeState
+        self.path = path
+        self.type = name.lastIndex(of: ".").map { name[name.index(after: $0)...] } ?? ""
     }
 }
 
