@@ -1,7 +1,7 @@
 import Foundation
 
 /// A TCP connection to 127.0.0.1, closed on deinit.
-final class LoopbackConnection {
+final class LoopbackConnection: Sendable {
     let descriptor: Int32
 
     init(port: Int) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 @testable import Collectors
 
@@ -10,7 +11,8 @@ import Foundation
 /// failing test cleans up as well — kills the namespace's PID 1 with SIGKILL (SIGTERM does not stop it)
 /// and waits until the boot script has removed its control groups. Should the test process die, the
 /// script kills the namespace on its own within a second.
-final class NamespacedSystemd {
+final class NamespacedSystemd: @unchecked Sendable {
+    // @unchecked: the Process is only read; `stopped` is behind a lock.
     /// Booting needs root, util-linux's `unshare`/`nsenter`, systemd and dbus.
     static var isSupported: Bool {
         getuid() == 0
@@ -36,7 +38,7 @@ final class NamespacedSystemd {
     /// A private directory under /tmp (`/tmp/vigil-systemd-…`) for units and logs; removed by ``stop()``.
     let directory: String
     private let boot: Process
-    private var stopped = false
+    private let stopped = Mutex(false)
 
     /// The system bus of the namespace, reachable from outside through PID 1's root.
     var systemBus: BusEndpoint { .bus(address: "unix:path=/proc/\(self.pid)/root/run/dbus/system_bus_socket") }
@@ -97,8 +99,12 @@ final class NamespacedSystemd {
     /// Kills the namespace (SIGKILL to its PID 1), waits for the boot script to clean up, and removes
     /// the directory.
     func stop() {
-        guard !self.stopped else { return }
-        self.stopped = true
+        guard
+            !self.stopped.withLock({ stopped in
+                defer { stopped = true }
+                return stopped
+            })
+        else { return }
         kill(self.pid, SIGKILL)
         let deadline = ContinuousClock.now + .seconds(15)
         while self.boot.isRunning && ContinuousClock.now < deadline {
@@ -195,6 +201,14 @@ final class NamespacedSystemd {
     private static func create(_ path: String) -> URL {
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         return URL(fileURLWithPath: path)
+    }
+}
+
+/// Runs blocking work (process waits, sleeps, socket reads) on a thread of its own, so that it does not
+/// hold one of the few threads of Swift's cooperative pool that the tests of every suite share.
+func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result(catching: work)) }
     }
 }
 

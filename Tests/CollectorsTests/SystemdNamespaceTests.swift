@@ -99,11 +99,49 @@ struct SystemdNamespaceTests {
         ]
     }
 
-    /// Boots the test units and brings them into their states: one connection held open and one
-    /// refused on the socket, the restarting service failed at its start limit, the timer fired, the
-    /// stopping service stuck in its stop command.
-    static func bootTestUnits(echoPort: Int) throws -> (NamespacedSystemd, LoopbackConnection) {
-        let systemd = try NamespacedSystemd(units: units(echoPort: echoPort), target: "vt-test.target")
+    /// Boots the test units, brings them into their states (one connection held open and one refused
+    /// on the socket, the restarting service failed at its start limit, the timer fired, the stopping
+    /// service stuck in its stop command), runs `body`, and stops systemd whatever happens.
+    static func withTestUnits(echoPort: Int, _ body: (NamespacedSystemd) async throws -> Void) async throws {
+        let booted = try await blocking { () throws -> (NamespacedSystemd, LoopbackConnection) in
+            let systemd = try NamespacedSystemd(units: units(echoPort: echoPort), target: "vt-test.target")
+            do {
+                return (systemd, try settle(systemd, echoPort: echoPort))
+            } catch {
+                systemd.stop()
+                throw error
+            }
+        }
+        try await withStopping(booted.0) { systemd in
+            try await body(systemd)
+            withExtendedLifetime(booted.1) {}
+        }
+    }
+
+    /// Boots `units`, runs `body`, and stops systemd whatever happens.
+    static func withSystemd(
+        units: [String: String],
+        target: String,
+        _ body: (NamespacedSystemd) async throws -> Void
+    ) async throws {
+        let systemd = try await blocking { try NamespacedSystemd(units: units, target: target) }
+        try await withStopping(systemd, body)
+    }
+
+    private static func withStopping(
+        _ systemd: NamespacedSystemd,
+        _ body: (NamespacedSystemd) async throws -> Void
+    ) async throws {
+        do {
+            try await body(systemd)
+        } catch {
+            try? await blocking { systemd.stop() }
+            throw error
+        }
+        try await blocking { systemd.stop() }
+    }
+
+    private static func settle(_ systemd: NamespacedSystemd, echoPort: Int) throws -> LoopbackConnection {
         try systemd.run(["systemctl", "stop", "--no-block", "vt-stopping.service"])
         let held = try LoopbackConnection(port: echoPort)
         try systemd.waitUntil(timeout: .seconds(20), "the echo socket holds a connection") {
@@ -118,28 +156,40 @@ struct SystemdNamespaceTests {
                 && systemd.show("vt-stopping.service", ["ActiveState"])["ActiveState"] == "deactivating"
                 && systemd.show("vt-failing.service", ["ActiveState"])["ActiveState"] == "failed"
         }
-        return (systemd, held)
+        return held
     }
 
-    @Test func everyFamilyMatchesSystemctlShow() throws {
-        let (systemd, held) = try Self.bootTestUnits(echoPort: 21710)
-        defer { systemd.stop() }
-        _ = held
-        _ = try systemd.startVigil(port: 21711)
-        let before = try UnitSnapshot(systemd)
-        let scrape = try httpGet(port: 21711, path: "/metrics")
-        let after = try UnitSnapshot(systemd)
+    @Test func everyFamilyMatchesSystemctlShow() async throws {
+        try await Self.withTestUnits(echoPort: 21710) { systemd in
+            let (before, scrape, after, manager, lint) = try await blocking {
+                _ = try systemd.startVigil(port: 21711)
+                let before = try UnitSnapshot(systemd)
+                let scrape = try httpGet(port: 21711, path: "/metrics")
+                let after = try UnitSnapshot(systemd)
+                let manager = try systemd.show("", ["Version", "SystemState"])
+                return (before, scrape, after, manager, try promtoolCheckMetrics(scrape.body))
+            }
+            try Self.checkFamilies(scrape: scrape, before: before, after: after, manager: manager, lint: lint)
+        }
+    }
+
+    private static func checkFamilies(
+        scrape: (status: Int, body: String),
+        before: UnitSnapshot,
+        after: UnitSnapshot,
+        manager: [String: String],
+        lint: String?
+    ) throws {
         #expect(scrape.status == 200)
         let families = try parseExposition(scrape.body)
         let scraped = Scraped(families)
         #expect(scraped.value("node_scrape_collector_success", ["collector": "systemd"]) == 1)
         #expect(Set(families.map(\.name)).count == families.count, "no family written twice")
-        if let lint = try promtoolCheckMetrics(scrape.body) {
+        if let lint {
             #expect(lint.isEmpty, "promtool check metrics: \(lint)")
         }
 
         // The manager and the unfiltered summary.
-        let manager = try systemd.show("", ["Version", "SystemState"])
         let version = try #require(manager["Version"])
         #expect(scraped.value("node_systemd_version", ["version": version]) == parseSystemdVersion(version))
         #expect(scraped.value("node_systemd_system_running") == (manager["SystemState"] == "running" ? 1 : 0))
@@ -258,73 +308,74 @@ struct SystemdNamespaceTests {
 
     /// systemd_exporter's flags and node_exporter's aliases; patterns match whole unit names. This
     /// vigil talks to systemd directly, over its private socket.
-    @Test func unitFiltersAreAnchoredAndTakeNodeExporterNames() throws {
-        let (systemd, held) = try Self.bootTestUnits(echoPort: 21720)
-        defer { systemd.stop() }
-        _ = held
-        _ = try systemd.startVigil(
-            port: 21721,
-            extra: [
-                #"--systemd.collector.unit-include=vt-(running|failing)\.service|vt-echo"#,
-                #"--collector.systemd.unit-exclude=vt-failing\.service"#,
-                "--collector.systemd.private",
-            ]
-        )
-        let scraped = Scraped(try parseExposition(try httpGet(port: 21721, path: "/metrics").body))
-        #expect(scraped.value("node_scrape_collector_success", ["collector": "systemd"]) == 1)
-        #expect(scraped.value("systemd_unit_info", ["name": "vt-running.service", "service_type": "simple"]) == 1)
-        let names = Set(scraped.samples("systemd_unit_state").compactMap { $0[label: "name"] })
-        // "vt-echo" would match vt-echo.socket unanchored.
-        #expect(names == ["vt-running.service"])
-        #expect((scraped.value("node_systemd_units", ["state": "inactive"]) ?? 0) > 1, "the summary is unfiltered")
+    @Test func unitFiltersAreAnchoredAndTakeNodeExporterNames() async throws {
+        try await Self.withTestUnits(echoPort: 21720) { systemd in
+            let body = try await blocking {
+                _ = try systemd.startVigil(
+                    port: 21721,
+                    extra: [
+                        #"--systemd.collector.unit-include=vt-(running|failing)\.service|vt-echo"#,
+                        #"--collector.systemd.unit-exclude=vt-failing\.service"#,
+                        "--collector.systemd.private",
+                    ]
+                )
+                return try httpGet(port: 21721, path: "/metrics").body
+            }
+            let scraped = Scraped(try parseExposition(body))
+            #expect(scraped.value("node_scrape_collector_success", ["collector": "systemd"]) == 1)
+            #expect(scraped.value("systemd_unit_info", ["name": "vt-running.service", "service_type": "simple"]) == 1)
+            let names = Set(scraped.samples("systemd_unit_state").compactMap { $0[label: "name"] })
+            // "vt-echo" would match vt-echo.socket unanchored.
+            #expect(names == ["vt-running.service"])
+            #expect((scraped.value("node_systemd_units", ["state": "inactive"]) ?? 0) > 1, "the summary is unfiltered")
+        }
     }
 
     /// A stuck systemd (stopped with SIGSTOP) costs the collector its series for that scrape, not the
     /// scrape; it recovers once systemd runs again, and reconnects when the bus daemon restarts.
-    @Test func aStuckSystemdCostsOneCollectorNotTheScrape() throws {
-        let (systemd, held) = try Self.bootTestUnits(echoPort: 21730)
-        defer { systemd.stop() }
-        _ = held
-        _ = try systemd.startVigil(port: 21731)
-        #expect(
-            Scraped(try parseExposition(try httpGet(port: 21731, path: "/metrics").body)).value(
-                "node_scrape_collector_success",
-                ["collector": "systemd"]
-            ) == 1
-        )
-
-        kill(systemd.pid, SIGSTOP)
-        let started = ContinuousClock.now
-        let stuck = try httpGet(port: 21731, path: "/metrics", headers: ["X-Prometheus-Scrape-Timeout-Seconds": "2"])
-        let elapsed = started.duration(to: .now)
-        kill(systemd.pid, SIGCONT)
-        #expect(stuck.status == 200)
-        #expect(elapsed < .seconds(3), "the scrape returned after \(elapsed)")
-        let scraped = Scraped(try parseExposition(stuck.body))
-        #expect(scraped.value("node_scrape_collector_success", ["collector": "systemd"]) == 0)
-        #expect(scraped.samples("systemd_unit_state").isEmpty)
-
-        try systemd.waitUntil(timeout: .seconds(20), "the collector recovers") {
-            let body = try httpGet(port: 21731, path: "/metrics").body
-            return Scraped(try parseExposition(body)).value("node_scrape_collector_success", ["collector": "systemd"])
-                == 1
+    @Test func aStuckSystemdCostsOneCollectorNotTheScrape() async throws {
+        try await Self.withTestUnits(echoPort: 21730) { systemd in
+            let (first, stuck, elapsed, afterRestart) = try await blocking {
+                _ = try systemd.startVigil(port: 21731)
+                let first = try httpGet(port: 21731, path: "/metrics").body
+                kill(systemd.pid, SIGSTOP)
+                let started = ContinuousClock.now
+                let stuck = try? httpGet(
+                    port: 21731,
+                    path: "/metrics",
+                    headers: ["X-Prometheus-Scrape-Timeout-Seconds": "2"]
+                )
+                let elapsed = started.duration(to: .now)
+                kill(systemd.pid, SIGCONT)
+                try systemd.waitUntil(timeout: .seconds(20), "the collector recovers") {
+                    let body = try httpGet(port: 21731, path: "/metrics").body
+                    return try Scraped(parseExposition(body)).value(
+                        "node_scrape_collector_success",
+                        ["collector": "systemd"]
+                    ) == 1
+                }
+                // The bus daemon restarts: the kept connection is dead, and the next scrape reconnects.
+                try systemd.run(["systemctl", "restart", "dbus.service"])
+                return (first, stuck, elapsed, try httpGet(port: 21731, path: "/metrics").body)
+            }
+            let success = ["collector": "systemd"]
+            #expect(Scraped(try parseExposition(first)).value("node_scrape_collector_success", success) == 1)
+            #expect(stuck?.status == 200)
+            #expect(elapsed < .seconds(3), "the scrape returned after \(elapsed)")
+            let scraped = Scraped(try parseExposition(stuck?.body ?? ""))
+            #expect(scraped.value("node_scrape_collector_success", success) == 0)
+            #expect(scraped.samples("systemd_unit_state").isEmpty)
+            let restarted = Scraped(try parseExposition(afterRestart))
+            #expect(restarted.value("node_scrape_collector_success", success) == 1)
+            #expect(restarted.value("systemd_unit_state", ["name": "vt-running.service", "state": "active"]) == 1)
         }
-
-        // The bus daemon restarts: the kept connection is dead, and the next scrape reconnects at once.
-        try systemd.run(["systemctl", "restart", "dbus.service"])
-        let afterRestart = Scraped(try parseExposition(try httpGet(port: 21731, path: "/metrics").body))
-        #expect(afterRestart.value("node_scrape_collector_success", ["collector": "systemd"]) == 1)
-        #expect(afterRestart.value("systemd_unit_state", ["name": "vt-running.service", "state": "active"]) == 1)
     }
 }
 
 extension SystemdNamespaceTests {
     /// A unit that vanished after `ListUnits` (systemd then answers with a not-found unit's defaults), a
     /// call systemd rejects, an interface the unit lacks: each costs only that unit's series.
-    @Test func aBadUnitCostsOnlyItsOwnSeries() throws {
-        let systemd = try NamespacedSystemd(units: Self.units(echoPort: 21740), target: "vt-test.target")
-        defer { systemd.stop() }
-        let connection = try BusConnection.open(systemd.systemBus)
+    @Test func aBadUnitCostsOnlyItsOwnSeries() async throws {
         let units = [
             ListedUnit(
                 name: "vt-running.service",
@@ -352,7 +403,14 @@ extension SystemdNamespaceTests {
                 path: "/org/freedesktop/systemd1/unit/vt_2decho_2esocket"
             ),
         ]
-        let fetched = fetchProperties(of: units, connection: connection, deadline: .now + .seconds(10))
+        var answer: FetchedProperties?
+        try await Self.withSystemd(units: Self.units(echoPort: 21740), target: "vt-test.target") { systemd in
+            answer = try await blocking {
+                let connection = try BusConnection.open(systemd.systemBus)
+                return fetchProperties(of: units, connection: connection, deadline: .now + .seconds(10))
+            }
+        }
+        let fetched = try #require(answer)
         #expect(fetched.connectionError == nil)
         #expect(fetched.failedCalls == 2, "bad.service's Service and Unit calls are rejected")
         #expect(fetched.units[0].type == "simple")
@@ -377,21 +435,25 @@ extension SystemdNamespaceTests {
 
     /// Calls that cannot finish before the deadline stop there: the connection is reported broken and
     /// no unit has properties, but nothing hangs.
-    @Test func callsStopAtTheDeadline() throws {
-        let systemd = try NamespacedSystemd(units: Self.units(echoPort: 21745), target: "vt-test.target")
-        defer { systemd.stop() }
-        let connection = try BusConnection.open(systemd.systemBus)
+    @Test func callsStopAtTheDeadline() async throws {
         let unit = ListedUnit(
             name: "vt-running.service",
             loadState: "loaded",
             activeState: "active",
             path: "/org/freedesktop/systemd1/unit/vt_2drunning_2eservice"
         )
-        kill(systemd.pid, SIGSTOP)
-        defer { kill(systemd.pid, SIGCONT) }
-        let started = ContinuousClock.now
-        let fetched = fetchProperties(of: [unit], connection: connection, deadline: .now + .milliseconds(300))
-        let elapsed = started.duration(to: .now)
+        var result: (FetchedProperties, Duration)?
+        try await Self.withSystemd(units: Self.units(echoPort: 21745), target: "vt-test.target") { systemd in
+            result = try await blocking {
+                let connection = try BusConnection.open(systemd.systemBus)
+                kill(systemd.pid, SIGSTOP)
+                defer { kill(systemd.pid, SIGCONT) }
+                let started = ContinuousClock.now
+                let fetched = fetchProperties(of: [unit], connection: connection, deadline: .now + .milliseconds(300))
+                return (fetched, started.duration(to: .now))
+            }
+        }
+        let (fetched, elapsed) = try #require(result)
         #expect(fetched.connectionError?.code == ETIMEDOUT)
         #expect(fetched.units == [UnitProperties()])
         #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(2), "\(elapsed)")
@@ -399,42 +461,15 @@ extension SystemdNamespaceTests {
 
     /// The vigil binary where no system bus exists (a private, empty /run): success 0, a fast scrape,
     /// the reason logged once. Then with a bus daemon but no systemd on it: the same.
-    @Test func withoutSystemdOnTheBusTheCollectorFailsCleanly() throws {
+    @Test func withoutSystemdOnTheBusTheCollectorFailsCleanly() async throws {
         for (port, withBusDaemon) in [(21750, false), (21751, true)] {
-            let directory = try makeTemporaryDirectory()
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let daemon = withBusDaemon ? "mkdir -p /run/dbus && dbus-daemon --system --fork && " : ""
-            let vigil = Process()
-            vigil.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-            vigil.arguments = [
-                "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh", "-c",
-                "mount -t tmpfs tmpfs /run && \(daemon)exec env -u DBUS_SYSTEM_BUS_ADDRESS \"$0\" \"$@\"",
-                NamespacedSystemd.vigilBinary, "--collector.disable-defaults", "--collector.systemd",
-                "--web.listen-address=127.0.0.1:\(port)",
-            ]
-            let log = directory + "/vigil.log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            vigil.standardOutput = handle
-            vigil.standardError = handle
-            try vigil.run()
-            defer {
-                // unshare ignores SIGTERM while it waits; SIGKILL takes vigil along (--kill-child).
-                kill(vigil.processIdentifier, SIGKILL)
-                vigil.waitUntilExit()
+            let (scrapes, log) = try await blocking {
+                try Self.scrapeWithoutSystemd(port: port, busDaemon: withBusDaemon)
             }
-            let deadline = ContinuousClock.now + .seconds(30)
-            while (try? httpGet(port: port, path: "/")) == nil {
-                #expect(vigil.isRunning && ContinuousClock.now < deadline, "vigil did not start")
-                guard vigil.isRunning && ContinuousClock.now < deadline else { return }
-                usleep(50_000)
-            }
-            for _ in 0..<3 {
-                let started = ContinuousClock.now
-                let scrape = try httpGet(port: port, path: "/metrics")
-                let elapsed = started.duration(to: .now)
-                let scraped = Scraped(try parseExposition(scrape.body))
-                #expect(scrape.status == 200)
+            #expect(scrapes.count == 3)
+            for (status, body, elapsed) in scrapes {
+                let scraped = Scraped(try parseExposition(body))
+                #expect(status == 200)
                 #expect(scraped.value("node_scrape_collector_success", ["collector": "systemd"]) == 0)
                 let collection = try #require(
                     scraped.value("node_scrape_collector_duration_seconds", ["collector": "systemd"])
@@ -444,14 +479,57 @@ extension SystemdNamespaceTests {
                 #expect(elapsed < .seconds(1))
                 #expect(scraped.samples("systemd_unit_state").isEmpty)
             }
-            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
-            let reasons = lines.filter { $0.contains("systemd collector has no data") }
-            #expect(reasons.count == 1, "logged once: \(lines)")
+            let reasons = log.split(separator: "\n").filter { $0.contains("systemd collector has no data") }
+            #expect(reasons.count == 1, "logged once: \(log)")
             #expect(
                 reasons.first?.contains(withBusDaemon ? "systemd is not on the system bus" : "no system bus") == true,
                 "\(reasons)"
             )
         }
+    }
+
+    /// Runs vigil with a private, empty /run (and a bus daemon in it, if asked), scrapes it three times,
+    /// and returns the scrapes and its log.
+    private static func scrapeWithoutSystemd(
+        port: Int,
+        busDaemon: Bool
+    ) throws -> ([(status: Int, body: String, elapsed: Duration)], String) {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let daemon = busDaemon ? "mkdir -p /run/dbus && dbus-daemon --system --fork && " : ""
+        let vigil = Process()
+        vigil.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        vigil.arguments = [
+            "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh", "-c",
+            "mount -t tmpfs tmpfs /run && \(daemon)exec env -u DBUS_SYSTEM_BUS_ADDRESS \"$0\" \"$@\"",
+            NamespacedSystemd.vigilBinary, "--collector.disable-defaults", "--collector.systemd",
+            "--web.listen-address=127.0.0.1:\(port)",
+        ]
+        let log = directory + "/vigil.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        vigil.standardOutput = handle
+        vigil.standardError = handle
+        try vigil.run()
+        defer {
+            // unshare ignores SIGTERM while it waits; SIGKILL takes vigil along (--kill-child).
+            kill(vigil.processIdentifier, SIGKILL)
+            vigil.waitUntilExit()
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? httpGet(port: port, path: "/")) == nil {
+            guard vigil.isRunning && ContinuousClock.now < deadline else {
+                throw HarnessError("vigil did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            }
+            usleep(50_000)
+        }
+        var scrapes: [(status: Int, body: String, elapsed: Duration)] = []
+        for _ in 0..<3 {
+            let started = ContinuousClock.now
+            let scrape = try httpGet(port: port, path: "/metrics")
+            scrapes.append((scrape.status, scrape.body, started.duration(to: .now)))
+        }
+        return (scrapes, try String(contentsOfFile: log, encoding: .utf8))
     }
 }
 
