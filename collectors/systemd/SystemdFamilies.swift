@@ -6,6 +6,97 @@ let notAvailable = UInt64.max
 /// The states `systemd_unit_state` and `node_systemd_units` always have a series for.
 let unitStates = ["active", "activating", "deactivating", "inactive", "failed"]
 
+/// The families, with systemd_exporter's and node_exporter's names and help texts.
+enum SystemdFamily {
+    static let unitState = MetricFamily("systemd_unit_state", help: "Systemd unit", type: .gauge)
+    static let unitInfo = MetricFamily(
+        "systemd_unit_info",
+        help: "Mostly-static metadata for all unit types",
+        type: .gauge
+    )
+    static let startTime = MetricFamily(
+        "systemd_unit_start_time_seconds",
+        help: "Start time of the unit since unix epoch in seconds.",
+        type: .gauge
+    )
+    static let tasksCurrent = MetricFamily(
+        "systemd_unit_tasks_current",
+        help: "Current number of tasks per Systemd unit",
+        type: .gauge
+    )
+    static let tasksMax = MetricFamily(
+        "systemd_unit_tasks_max",
+        help: "Maximum number of tasks per Systemd unit",
+        type: .gauge
+    )
+    static let restarts = MetricFamily(
+        "systemd_service_restart_total",
+        help: "Service unit count of Restart triggers",
+        type: .counter
+    )
+    static let accepted = MetricFamily(
+        "systemd_socket_accepted_connections_total",
+        help: "Total number of accepted socket connections",
+        type: .counter
+    )
+    static let connections = MetricFamily(
+        "systemd_socket_current_connections",
+        help: "Current number of socket connections",
+        type: .gauge
+    )
+    // systemd_exporter declares it a gauge; a counter here, so that its _total is right (promtool).
+    static let refused = MetricFamily(
+        "systemd_socket_refused_connections_total",
+        help: "Total number of refused socket connections",
+        type: .counter
+    )
+    static let lastTrigger = MetricFamily(
+        "systemd_timer_last_trigger_seconds",
+        help: "Seconds since epoch of last trigger.",
+        type: .gauge
+    )
+    static let cpu = MetricFamily(
+        "systemd_unit_cpu_seconds_total",
+        help: "CPU time consumed by the unit's control group in seconds (systemd's CPUUsageNSec; needs CPUAccounting).",
+        type: .counter
+    )
+    static let memory = MetricFamily(
+        "systemd_unit_memory_bytes",
+        help:
+            "Memory used by the unit's control group in bytes (systemd's MemoryCurrent: memory.current, or memory.usage_in_bytes on cgroup v1; needs MemoryAccounting).",
+        type: .gauge
+    )
+    static let ioRead = MetricFamily(
+        "systemd_unit_io_read_bytes_total",
+        help:
+            "Bytes read from block devices by the unit's control group (systemd's IOReadBytes; needs IOAccounting and cgroup v2).",
+        type: .counter
+    )
+    static let ioWrite = MetricFamily(
+        "systemd_unit_io_write_bytes_total",
+        help:
+            "Bytes written to block devices by the unit's control group (systemd's IOWriteBytes; needs IOAccounting and cgroup v2).",
+        type: .counter
+    )
+    static let ipIngress = MetricFamily(
+        "systemd_unit_ip_ingress_bytes_total",
+        help: "IP bytes received by the unit's processes (systemd's IPIngressBytes; needs IPAccounting).",
+        type: .counter
+    )
+    static let ipEgress = MetricFamily(
+        "systemd_unit_ip_egress_bytes_total",
+        help: "IP bytes sent by the unit's processes (systemd's IPEgressBytes; needs IPAccounting).",
+        type: .counter
+    )
+    static let units = MetricFamily("node_systemd_units", help: "Summary of systemd unit states", type: .gauge)
+    static let systemRunning = MetricFamily(
+        "node_systemd_system_running",
+        help: "Whether the system is operational (see 'systemctl is-system-running')",
+        type: .gauge
+    )
+    static let version = MetricFamily("node_systemd_version", help: "Detected systemd version", type: .gauge)
+}
+
 /// Writes the systemd families from one scrape's units and properties.
 ///
 /// - Parameters:
@@ -21,7 +112,7 @@ func writeSystemdFamilies(
     into writer: inout MetricWriter
 ) {
     if !units.isEmpty {
-        writer.family("systemd_unit_state", help: "Systemd unit", type: .gauge)
+        writer.family(SystemdFamily.unitState)
         for unit in units {
             for state in unitStates {
                 writer.sample(
@@ -36,153 +127,42 @@ func writeSystemdFamilies(
     writeUnitInfo(units: units, properties: properties, into: &writer)
 
     let perUnit = UnitFamilies(units: units, properties: properties)
-    perUnit.write(
-        "systemd_unit_start_time_seconds",
-        "Start time of the unit since unix epoch in seconds.",
-        .gauge,
-        .nameAndType,
-        into: &writer
-    ) { unit, properties in
+    perUnit.write(SystemdFamily.startTime, .nameAndType, into: &writer) { unit, properties in
         guard unit.type == "service" else { return nil }
         guard unit.activeState == "active" else { return 0 }
         return properties.activeEnterTimestamp.map { Double($0) / 1e6 }
     }
-    perUnit.write(
-        "systemd_unit_tasks_current",
-        "Current number of tasks per Systemd unit",
-        .gauge,
-        .name,
-        into: &writer
-    ) { unit, properties in
+    perUnit.write(SystemdFamily.tasksCurrent, .name, into: &writer) { unit, properties in
         unit.type == "service" ? available(properties.tasksCurrent) : nil
     }
-    perUnit.write(
-        "systemd_unit_tasks_max",
-        "Maximum number of tasks per Systemd unit",
-        .gauge,
-        .nameAndType,
-        into: &writer
-    ) { unit, properties in
+    perUnit.write(SystemdFamily.tasksMax, .nameAndType, into: &writer) { unit, properties in
         unit.type == "service" ? available(properties.tasksMax) : nil
     }
-    perUnit.write(
-        "systemd_service_restart_total",
-        "Service unit count of Restart triggers",
-        .counter,
-        .name,
-        into: &writer
-    ) { _, properties in
-        properties.nRestarts.map(Double.init)
-    }
-    perUnit.write(
-        "systemd_socket_accepted_connections_total",
-        "Total number of accepted socket connections",
-        .counter,
-        .name,
-        into: &writer
-    ) { _, properties in
-        properties.nAccepted.map(Double.init)
-    }
-    perUnit.write(
-        "systemd_socket_current_connections",
-        "Current number of socket connections",
-        .gauge,
-        .name,
-        into: &writer
-    ) { _, properties in
-        properties.nConnections.map(Double.init)
-    }
-    // systemd_exporter declares it a gauge; a counter here, so that the name's _total is right (promtool).
-    perUnit.write(
-        "systemd_socket_refused_connections_total",
-        "Total number of refused socket connections",
-        .counter,
-        .name,
-        into: &writer
-    ) { _, properties in
-        properties.nRefused.map(Double.init)
-    }
-    perUnit.write(
-        "systemd_timer_last_trigger_seconds",
-        "Seconds since epoch of last trigger.",
-        .gauge,
-        .name,
-        into: &writer
-    ) { _, properties in
-        properties.lastTriggerUSec.map { Double($0) / 1e6 }
-    }
+    perUnit.write(SystemdFamily.restarts, .name, into: &writer) { $1.nRestarts.map(Double.init) }
+    perUnit.write(SystemdFamily.accepted, .name, into: &writer) { $1.nAccepted.map(Double.init) }
+    perUnit.write(SystemdFamily.connections, .name, into: &writer) { $1.nConnections.map(Double.init) }
+    perUnit.write(SystemdFamily.refused, .name, into: &writer) { $1.nRefused.map(Double.init) }
+    perUnit.write(SystemdFamily.lastTrigger, .name, into: &writer) { $1.lastTriggerUSec.map { Double($0) / 1e6 } }
 
     // Resource accounting, of every unit with a control group that has it on.
-    perUnit.write(
-        "systemd_unit_cpu_seconds_total",
-        "CPU time consumed by the unit's control group in seconds (systemd's CPUUsageNSec; needs CPUAccounting).",
-        .counter,
-        .nameAndType,
-        into: &writer
-    ) { _, properties in
-        available(properties.cpuUsageNSec).map { $0 / 1e9 }
-    }
-    perUnit.write(
-        "systemd_unit_memory_bytes",
-        "Memory used by the unit's control group in bytes (systemd's MemoryCurrent: memory.current, or memory.usage_in_bytes on cgroup v1; needs MemoryAccounting).",
-        .gauge,
-        .nameAndType,
-        into: &writer
-    ) { _, properties in
-        available(properties.memoryCurrent)
-    }
-    perUnit.write(
-        "systemd_unit_io_read_bytes_total",
-        "Bytes read from block devices by the unit's control group (systemd's IOReadBytes; needs IOAccounting and cgroup v2).",
-        .counter,
-        .nameAndType,
-        into: &writer
-    ) { _, properties in
-        available(properties.ioReadBytes)
-    }
-    perUnit.write(
-        "systemd_unit_io_write_bytes_total",
-        "Bytes written to block devices by the unit's control group (systemd's IOWriteBytes; needs IOAccounting and cgroup v2).",
-        .counter,
-        .nameAndType,
-        into: &writer
-    ) { _, properties in
-        available(properties.ioWriteBytes)
-    }
-    perUnit.write(
-        "systemd_unit_ip_ingress_bytes_total",
-        "IP bytes received by the unit's processes (systemd's IPIngressBytes; needs IPAccounting).",
-        .counter,
-        .nameAndType,
-        into: &writer
-    ) { _, properties in
-        available(properties.ipIngressBytes)
-    }
-    perUnit.write(
-        "systemd_unit_ip_egress_bytes_total",
-        "IP bytes sent by the unit's processes (systemd's IPEgressBytes; needs IPAccounting).",
-        .counter,
-        .nameAndType,
-        into: &writer
-    ) { _, properties in
-        available(properties.ipEgressBytes)
-    }
+    perUnit.write(SystemdFamily.cpu, .nameAndType, into: &writer) { available($1.cpuUsageNSec).map { $0 / 1e9 } }
+    perUnit.write(SystemdFamily.memory, .nameAndType, into: &writer) { available($1.memoryCurrent) }
+    perUnit.write(SystemdFamily.ioRead, .nameAndType, into: &writer) { available($1.ioReadBytes) }
+    perUnit.write(SystemdFamily.ioWrite, .nameAndType, into: &writer) { available($1.ioWriteBytes) }
+    perUnit.write(SystemdFamily.ipIngress, .nameAndType, into: &writer) { available($1.ipIngressBytes) }
+    perUnit.write(SystemdFamily.ipEgress, .nameAndType, into: &writer) { available($1.ipEgressBytes) }
 
     if !allUnits.isEmpty {
         writeUnitSummary(allUnits, into: &writer)
     }
     if let state = manager?.systemState {
-        writer.family(
-            "node_systemd_system_running",
-            help: "Whether the system is operational (see 'systemctl is-system-running')",
-            type: .gauge
-        )
+        writer.family(SystemdFamily.systemRunning)
         writer.sample(state == "running" ? 1 : 0)
     }
     if let version = manager?.version {
         // As node_exporter: the number and the full string, or 0 and "" when there is no number.
         let number = parseSystemdVersion(version)
-        writer.family("node_systemd_version", help: "Detected systemd version", type: .gauge)
+        writer.family(SystemdFamily.version)
         writer.sample(number ?? 0, ("version", number == nil ? "" : version))
     }
 }
@@ -202,7 +182,7 @@ private func writeUnitInfo(units: [ListedUnit], properties: [UnitProperties], in
             continue
         }
         if !started {
-            writer.family("systemd_unit_info", help: "Mostly-static metadata for all unit types", type: .gauge)
+            writer.family(SystemdFamily.unitInfo)
             started = true
         }
         let isService = unit.type == "service"
@@ -221,7 +201,7 @@ private func writeUnitInfo(units: [ListedUnit], properties: [UnitProperties], in
 private func writeUnitSummary(_ allUnits: [ListedUnit], into writer: inout MetricWriter) {
     var counts: [String: Int] = [:]
     for unit in allUnits { counts[unit.activeState, default: 0] += 1 }
-    writer.family("node_systemd_units", help: "Summary of systemd unit states", type: .gauge)
+    writer.family(SystemdFamily.units)
     for state in unitStates { writer.sample(Double(counts[state] ?? 0), ("state", state)) }
     for (state, count) in counts.sorted(by: { $0.key < $1.key }) where !unitStates.contains(state) {
         writer.sample(Double(count), ("state", state))
@@ -240,9 +220,7 @@ private struct UnitFamilies {
 
     /// Writes the family with a sample for every unit `value` has one for; nothing when it has none.
     func write(
-        _ name: String,
-        _ help: String,
-        _ type: MetricType,
+        _ family: MetricFamily,
         _ labels: Labels,
         into writer: inout MetricWriter,
         value: (ListedUnit, UnitProperties) -> Double?
@@ -251,7 +229,7 @@ private struct UnitFamilies {
         for (unit, properties) in zip(self.units, self.properties) {
             guard let value = value(unit, properties) else { continue }
             if !started {
-                writer.family(name, help: help, type: type)
+                writer.family(family)
                 started = true
             }
             switch labels {
