@@ -62,7 +62,9 @@ bench: release install-test-deps
 	cd Benchmarks && $(SWIFT) run -c release vigil-benchmarks
 
 # The systemd collector against a namespaced systemd with 300 units: wall and CPU time per scrape.
+# ARGS="--private" talks to systemd directly; ARGS="--units 170" for about 300 units in all.
 bench-systemd: release install-test-deps
+	$(call apt_install,python3)
 	python3 Benchmarks/systemd_bench.py --binary .build/release/vigil $(ARGS)
 
 clean:
