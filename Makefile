@@ -11,7 +11,7 @@ TEST_PACKAGES := $(BUILD_PACKAGES) prometheus prometheus-node-exporter systemd s
 
 ARGS ?=
 
-.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench bench-containers clean
+.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench bench-node bench-containers bench-systemd clean
 
 define apt_install
 	@missing="$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
@@ -58,12 +58,22 @@ format:
 lint:
 	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources collectors Tests
 
-bench: release install-test-deps
-	cd Benchmarks && $(SWIFT) run -c release vigil-benchmarks
+# Every side-by-side benchmark; each prints its figures as ratios against the reference it replaces.
+bench: bench-node bench-containers bench-systemd
+
+# vigil vs node_exporter on this host, same collectors: CPU per scrape, steady RSS, latency under load.
+bench-node: release install-test-deps
+	python3 Benchmarks/node_exporter_compare.py --vigil .build/release/vigil $(ARGS)
 
 # Cost of the containers collector at 100, 500 and 1,000 containers (generated cgroup trees, v1 hybrid and v2).
 bench-containers: release
 	python3 Benchmarks/containers_bench.py --binary .build/release/vigil $(ARGS)
+
+# The systemd collector against a namespaced systemd with 300 units: wall and CPU time per scrape.
+# ARGS="--private" talks to systemd directly; ARGS="--units 170" for about 300 units in all.
+bench-systemd: release install-test-deps
+	$(call apt_install,python3)
+	python3 Benchmarks/systemd_bench.py --binary .build/release/vigil $(ARGS)
 
 clean:
 	rm -rf .build

@@ -53,7 +53,11 @@ let package = Package(
         ),
         .executableTarget(name: "vigil", dependencies: ["VigilAgent"]),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
-        .testTarget(name: "CollectorsTests", dependencies: ["Collectors", "VigilCore"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "CollectorsTests",
+            dependencies: ["Collectors", "VigilCore", "CSystemd", logging],
+            exclude: ["Fixtures"]
+        ),
         .testTarget(
             name: "VigilForwardTests",
             dependencies: ["VigilForward", "VigilForwardTestSupport", "VigilCore", logging]

@@ -10,6 +10,7 @@ public enum CollectorCatalog {
         MeminfoCollector.descriptor,
         ContainersCollector.descriptor,
         OSReleaseCollector.descriptor,
+        SystemdCollector.descriptor,
         TextfileCollector.descriptor,
         ThermalZoneCollector.descriptor,
         TimeCollector.descriptor,

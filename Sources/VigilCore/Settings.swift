@@ -197,16 +197,19 @@ public func parseDuration(_ text: String) -> Duration? {
 }
 
 /// Decides whether a device, mount point or unit name passes an include / exclude pair of regular
-/// expressions (unanchored, as Go's `MatchString`). Results are cached per name: the set of names on a
-/// host is small and stable, and the regex engine is the slow part.
+/// expressions (unanchored, as Go's `MatchString`, unless `wholeName`). Results are cached per name: the
+/// set of names on a host is small and stable, and the regex engine is the slow part.
 public final class NameFilter: Sendable {
     private let include: GoRegex?
     private let exclude: GoRegex?
+    private let wholeName: Bool
     private let cache = Mutex<[String: Bool]>([:])
 
-    public init(include: GoRegex?, exclude: GoRegex?) {
+    /// - Parameter wholeName: match the whole name, as `^(?:…)$` (systemd_exporter's unit patterns).
+    public init(include: GoRegex?, exclude: GoRegex?, wholeName: Bool = false) {
         self.include = include
         self.exclude = exclude
+        self.wholeName = wholeName
     }
 
     /// Lets everything through.
@@ -215,13 +218,17 @@ public final class NameFilter: Sendable {
     public func allows(_ name: String) -> Bool {
         if let known = self.cache.withLock({ $0[name] }) { return known }
         var allowed = true
-        if let include = self.include, !include.matches(name) { allowed = false }
-        if let exclude = self.exclude, exclude.matches(name) { allowed = false }
+        if let include = self.include, !self.matches(include, name) { allowed = false }
+        if let exclude = self.exclude, self.matches(exclude, name) { allowed = false }
         self.cache.withLock { cache in
             if cache.count > 8192 { cache.removeAll(keepingCapacity: true) }
             cache[name] = allowed
         }
         return allowed
+    }
+
+    private func matches(_ regex: GoRegex, _ name: String) -> Bool {
+        self.wholeName ? regex.matchesWhole(name) : regex.matches(name)
     }
 }
 
