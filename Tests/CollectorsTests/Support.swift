@@ -60,14 +60,21 @@ func makeCollector(
 
 /// Runs a collector once and parses what it wrote.
 ///
-/// - Parameter timeout: the scrape deadline the collector gets.
-func collect(_ collector: any Collector, roots: PathRoots, timeout: Duration = .seconds(10)) throws -> Collected {
+/// - Parameters:
+///   - timeout: the scrape deadline the collector gets.
+///   - shared: the scrape's shared values, as another collector of the same scrape left them.
+func collect(
+    _ collector: any Collector,
+    roots: PathRoots,
+    timeout: Duration = .seconds(10),
+    shared: ScrapeShared = ScrapeShared()
+) throws -> Collected {
     var writer = MetricWriter(format: .text)
     let context = ScrapeContext(
         paths: roots,
         reader: FileReader(),
         deadline: .now + timeout,
-        shared: ScrapeShared(),
+        shared: shared,
         logger: Logger(label: "test"),
         pool: BlockingPool.shared
     )

@@ -1,0 +1,112 @@
+import VigilCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Pressure stall information from `/proc/pressure/{cpu,io,memory,irq}` (Linux 4.20+, irq 6.1+): the
+/// total time tasks waited (`some`) or nothing could run (`full`). Without PSI there is no data.
+struct PressureCollector: Collector {
+    static let descriptor = CollectorDescriptor(
+        name: "pressure",
+        enabledByDefault: true,
+        help: "pressure stall information from /proc/pressure"
+    ) { setup in
+        PressureCollector(
+            cpu: KeptOpenFile(setup.paths.proc("pressure/cpu")),
+            io: KeptOpenFile(setup.paths.proc("pressure/io")),
+            memory: KeptOpenFile(setup.paths.proc("pressure/memory")),
+            irq: KeptOpenFile(setup.paths.proc("pressure/irq"))
+        )
+    }
+
+    let cpu: KeptOpenFile
+    let io: KeptOpenFile
+    let memory: KeptOpenFile
+    let irq: KeptOpenFile
+
+    func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
+        let cpu = try self.read(self.cpu, context)
+        let io = try self.read(self.io, context)
+        let memory = try self.read(self.memory, context)
+        let irq = try self.read(self.irq, context)
+        guard cpu != nil || io != nil || memory != nil || irq != nil else {
+            throw CollectorError.noData("no pressure stall information (needs Linux 4.20+ with CONFIG_PSI)")
+        }
+        // Sorted by family name. cpu's `full` line (Linux 5.13+) is not exported; irq has no `some`.
+        let families: [(name: String, help: String, file: KeptOpenFile, totals: PressureTotals?, full: Bool)] = [
+            (
+                "node_pressure_cpu_waiting_seconds_total",
+                "Total time in seconds that processes have waited for CPU time", self.cpu, cpu, false
+            ),
+            (
+                "node_pressure_io_stalled_seconds_total",
+                "Total time in seconds no process could make progress due to IO congestion", self.io, io, true
+            ),
+            (
+                "node_pressure_io_waiting_seconds_total",
+                "Total time in seconds that processes have waited due to IO congestion", self.io, io, false
+            ),
+            (
+                "node_pressure_irq_stalled_seconds_total",
+                "Total time in seconds no process could make progress due to IRQ congestion", self.irq, irq, true
+            ),
+            (
+                "node_pressure_memory_stalled_seconds_total",
+                "Total time in seconds no process could make progress due to memory congestion", self.memory, memory,
+                true
+            ),
+            (
+                "node_pressure_memory_waiting_seconds_total",
+                "Total time in seconds that processes have waited for memory", self.memory, memory, false
+            ),
+        ]
+        for family in families {
+            guard let totals = family.totals else { continue }  // this kernel has no such file
+            guard let total = family.full ? totals.full : totals.some else {
+                context.recordFailure("no \(family.full ? "full" : "some") total in \(family.file.path)")
+                continue
+            }
+            writer.family(family.name, help: family.help, type: .counter)
+            writer.sample(Double(total) / 1000 / 1000)
+        }
+    }
+
+    /// The totals of one file; nil when the kernel does not have it.
+    private func read(_ file: KeptOpenFile, _ context: ScrapeContext) throws -> PressureTotals? {
+        do {
+            return parsePressure(try context.reader.read(file))
+        } catch  where error.isNotFound {
+            return nil
+        } catch  where error.errno == EOPNOTSUPP {
+            throw CollectorError.noData("pressure stall information is disabled (psi=0 on the kernel command line)")
+        }
+    }
+}
+
+/// The `total=` values (µs) of a pressure file's `some` and `full` lines; nil for a missing line.
+struct PressureTotals: Equatable {
+    var some: UInt64?
+    var full: UInt64?
+}
+
+/// Parses a `/proc/pressure/*` file: `some avg10=0.00 avg60=0.00 avg300=0.00 total=12345`.
+func parsePressure(_ bytes: ArraySlice<UInt8>) -> PressureTotals {
+    var totals = PressureTotals()
+    for line in bytes.lines {
+        var fields = line.fields
+        guard let kind = fields.next() else { continue }
+        var total: UInt64?
+        while let field = fields.next() {
+            if field.hasPrefix("total=") { total = field.dropFirst(6).parseUInt64() }
+        }
+        if kind.equals("some") {
+            totals.some = total
+        } else if kind.equals("full") {
+            totals.full = total
+        }
+    }
+    return totals
+}

@@ -1,0 +1,121 @@
+import VigilCore
+
+/// Per-CPU packet processing counters from `/proc/net/softnet_stat` (hexadecimal columns). Older
+/// kernels write fewer columns: only the families a line has are written for its CPU.
+struct SoftnetCollector: Collector {
+    static let descriptor = CollectorDescriptor(
+        name: "softnet",
+        enabledByDefault: true,
+        help: "per-CPU network softirq statistics from /proc/net/softnet_stat"
+    ) { setup in
+        SoftnetCollector(file: KeptOpenFile(setup.paths.proc("net/softnet_stat")))
+    }
+
+    let file: KeptOpenFile
+
+    func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
+        let (cpus, broken) = parseSoftnet(try context.reader.read(self.file))
+        if broken > 0 {
+            context.recordFailure("\(broken) unreadable lines in \(self.file.path)")
+        }
+        for family in softnetFamilies {
+            var started = false
+            for cpu in cpus {
+                guard let value = cpu[keyPath: family.value] else { continue }
+                if !started {
+                    writer.family(family.name, help: family.help, type: family.type)
+                    started = true
+                }
+                writer.sample(Double(value), ("cpu", cpu.cpu))
+            }
+        }
+    }
+}
+
+/// The families, sorted by name, and where their values come from.
+private let softnetFamilies:
+    [(name: String, help: String, type: MetricType, value: any KeyPath<SoftnetCPU, UInt64?> & Sendable)] = [
+        ("node_softnet_backlog_len", "Softnet backlog status", .gauge, \.backlogLength),
+        (
+            "node_softnet_cpu_collision_total",
+            "Number of collision occur while obtaining device lock while transmitting",
+            .counter, \.cpuCollision
+        ),
+        ("node_softnet_dropped_total", "Number of dropped packets", .counter, \.dropped),
+        (
+            "node_softnet_flow_limit_count_total", "Number of times flow limit has been reached", .counter,
+            \.flowLimitCount
+        ),
+        ("node_softnet_processed_total", "Number of processed packets", .counter, \.processed),
+        ("node_softnet_received_rps_total", "Number of times cpu woken up received_rps", .counter, \.receivedRPS),
+        (
+            "node_softnet_times_squeezed_total", "Number of times processing packets ran out of quota", .counter,
+            \.timesSqueezed
+        ),
+    ]
+
+/// One line of `/proc/net/softnet_stat`; nil for the columns the kernel does not write.
+struct SoftnetCPU: Equatable {
+    var cpu: Int
+    var processed: UInt64?
+    var dropped: UInt64?
+    var timesSqueezed: UInt64?
+    var cpuCollision: UInt64?
+    /// Since Linux 2.6.39.
+    var receivedRPS: UInt64?
+    /// Since Linux 4.18.
+    var flowLimitCount: UInt64?
+    /// Since Linux 5.14 (with the CPU number in the next column).
+    var backlogLength: UInt64?
+}
+
+/// Parses `/proc/net/softnet_stat`. A line needs the 9 columns of Linux 2.6.23; the CPU is the 13th
+/// column where the kernel writes it (offline CPUs leave gaps), else the line's position.
+///
+/// - Returns: the CPUs, and how many lines could not be read.
+func parseSoftnet(_ bytes: ArraySlice<UInt8>) -> (cpus: [SoftnetCPU], broken: Int) {
+    var cpus: [SoftnetCPU] = []
+    var broken = 0
+    var position = -1
+    for line in bytes.lines {
+        var fields = line.fields
+        guard var field = fields.next() else { continue }
+        position += 1
+        var cpu = SoftnetCPU(cpu: position)
+        var count = 0
+        var valid = true
+        while true {
+            guard let value = field.parseHex() else {
+                valid = false
+                break
+            }
+            switch count {
+            case 0: cpu.processed = value
+            case 1: cpu.dropped = value
+            case 2: cpu.timesSqueezed = value
+            case 8: cpu.cpuCollision = value
+            case 9: cpu.receivedRPS = value
+            case 10: cpu.flowLimitCount = value
+            case 11: cpu.backlogLength = value
+            case 12:
+                guard let number = Int(exactly: value) else {
+                    valid = false
+                    break
+                }
+                cpu.cpu = number
+            default: break
+            }
+            count += 1
+            guard valid, let next = fields.next() else { break }
+            field = next
+        }
+        // Strictly ascending: a repeated CPU would repeat a series.
+        guard valid, count >= 9, cpus.last.map({ $0.cpu < cpu.cpu }) ?? true else {
+            broken += 1
+            continue
+        }
+        if count < 13 { cpu.backlogLength = nil }
+        cpus.append(cpu)
+    }
+    return (cpus, broken)
+}
