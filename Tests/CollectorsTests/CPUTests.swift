@@ -59,7 +59,7 @@ import VigilCore
         #expect(collected[family: "node_cpu_seconds_total"]?.samples.count == lines.count * 8)
         #expect(collected[family: "node_cpu_seconds_total"]?.type == "counter")
         #expect(collected.failures.isEmpty)
-        // No thermal_throttle directories on this host: no throttle families.
+        // No thermal_throttle directories and no isolated CPUs on this host: no other families.
         #expect(collected.families.map(\.name) == ["node_cpu_seconds_total", "node_cpu_guest_seconds_total"])
     }
 
@@ -111,6 +111,21 @@ import VigilCore
         // Package 1's kernel has core counts only.
         #expect(collected[family: packages]?.samples.count == 1)
         #expect(collected[family: packages]?.type == "counter")
+    }
+
+    @Test func listsIsolatedCPUs() throws {
+        #expect(parseCPUList(ArraySlice("0-2,5,7-8\n".utf8)) == [0, 1, 2, 5, 7, 8])
+        #expect(parseCPUList(ArraySlice("\n".utf8)) == [])
+        for odd in ["3-1", "1,,2", "x", "0-4294967295", "-1"] {
+            #expect(parseCPUList(ArraySlice(odd.utf8)) == nil, "\(odd)")
+        }
+        let collected = try collect(CPUCollector.descriptor, roots: fixtureRoots("handmade"))
+        let listed = try fixtureText("handmade/sys/devices/system/cpu/isolated")
+        #expect(listed == "1,3-4\n")
+        #expect(collected[family: "node_cpu_isolated"]?.samples.map { $0[label: "cpu"] } == ["1", "3", "4"])
+        #expect(collected[family: "node_cpu_isolated"]?.samples.allSatisfy { $0.value == 1 } == true)
+        // The recording host isolates none: an empty list, no family.
+        #expect(try fixtureText("debian12/sys/devices/system/cpu/isolated") == "\n")
     }
 
     @Test func countersNeverGoBackwards() throws {

@@ -20,7 +20,10 @@ final class CPUCollector: Collector {
         CPUCollector(
             stat: ProcStat.file(setup.paths),
             guest: setup.settings.bool("collector.cpu.guest"),
-            throttle: ThermalThrottle(cpuDirectory: setup.paths.sys("devices/system/cpu"))
+            throttle: ThermalThrottle(cpuDirectory: setup.paths.sys("devices/system/cpu")),
+            // Fixed at boot (isolcpus=): read once, as node_exporter does.
+            isolated: (try? FileReader().read(setup.paths.sys("devices/system/cpu/isolated")))
+                .flatMap(parseCPUList) ?? []
         )
     }
 
@@ -28,12 +31,15 @@ final class CPUCollector: Collector {
     let guest: Bool
     /// nil when no CPU has throttle counters (VMs, most non-x86 hosts): nothing to read then.
     let throttle: ThermalThrottle?
+    /// The CPUs kept from the scheduler's general use.
+    let isolated: [Int]
     private let counters = Mutex(CPUCounters())
 
-    init(stat: KeptOpenFile, guest: Bool, throttle: ThermalThrottle?) {
+    init(stat: KeptOpenFile, guest: Bool, throttle: ThermalThrottle?, isolated: [Int]) {
         self.stat = stat
         self.guest = guest
         self.throttle = throttle
+        self.isolated = isolated
     }
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
@@ -47,8 +53,34 @@ final class CPUCollector: Collector {
         if broken > 0 {
             context.recordFailure("\(broken) unreadable cpu lines in \(self.stat.path)")
         }
+        if !self.isolated.isEmpty {
+            writer.family(
+                "node_cpu_isolated",
+                help: "Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
+                type: .gauge
+            )
+            for cpu in self.isolated {
+                writer.sample(1, ("cpu", cpu))
+            }
+        }
         self.throttle?.write(into: &writer, reader: context.reader)
     }
+}
+
+/// Parses a kernel CPU list (`0-2,5,7-8`, as in `devices/system/cpu/isolated`); nil for anything else.
+func parseCPUList(_ bytes: ArraySlice<UInt8>) -> [Int]? {
+    var cpus: [Int] = []
+    let text = bytes.trimmed()
+    guard !text.isEmpty else { return [] }
+    for part in text.split(byte: UInt8(ascii: ",")) {
+        let (first, last) = part.splitOnce(UInt8(ascii: "-")) ?? (part, part)
+        // At most 2^16 CPUs: Linux builds for 8192 at most.
+        guard let low = first.parseUInt64(), let high = last.parseUInt64(), low <= high, high < 65536 else {
+            return nil
+        }
+        cpus.append(contentsOf: Int(low)...Int(high))
+    }
+    return cpus
 }
 
 /// The time one CPU spent in each mode, in seconds (`/proc/stat` counts USER_HZ ticks: 100 a second).
