@@ -46,21 +46,25 @@ import VigilCore
     }
 
     @Test func followsAChangingFieldList() throws {
-        var selection = VmstatSelection(fields: try GoRegex("^pg"))
-        func families(_ vmstat: String) -> (names: [String], broken: Int) {
-            var writer = MetricWriter(format: .text)
-            let broken = selection.write(ArraySlice(vmstat.utf8), into: &writer)
-            let parsed = (try? parseExposition(writer.takeBytes()[...])) ?? []
-            return (parsed.map { "\($0.name)=\($0.samples[0].value)" }, broken)
+        let tree = try TemporaryTree()
+        let collector = try makeCollector(
+            VmstatCollector.descriptor,
+            roots: tree.roots,
+            settings: ["collector.vmstat.fields": .regex("^pg")]
+        )
+        func families(_ vmstat: String) throws -> (names: [String], failures: Int) {
+            try tree.write("proc/vmstat", vmstat)
+            let collected = try collect(collector, roots: tree.roots)
+            return (collected.families.map { "\($0.name)=\($0.samples[0].value)" }, collected.failures.count)
         }
-        #expect(families("pgin 1\nnr_x 2\npgout 3\n").names == ["node_vmstat_pgin=1.0", "node_vmstat_pgout=3.0"])
-        #expect(families("pgin 4\nnr_x 5\npgout 6\n").names == ["node_vmstat_pgin=4.0", "node_vmstat_pgout=6.0"])
-        // A kernel with other fields: the remembered decisions follow the names, not the positions.
-        #expect(families("nr_y 1\npgin 7\npgnew 8\n").names == ["node_vmstat_pgin=7.0", "node_vmstat_pgnew=8.0"])
+        #expect(try families("pgin 1\nnr_x 2\npgout 3\n").names == ["node_vmstat_pgin=1.0", "node_vmstat_pgout=3.0"])
+        #expect(try families("pgin 4\nnr_x 5\npgout 6\n").names == ["node_vmstat_pgin=4.0", "node_vmstat_pgout=6.0"])
+        // A kernel with other fields: the decisions remembered follow the names, not the positions.
+        #expect(try families("nr_y 1\npgin 7\npgnew 8\n").names == ["node_vmstat_pgin=7.0", "node_vmstat_pgnew=8.0"])
         // Garbage: a value that is not a number, a name that is not a metric name, a repeated field.
-        let odd = families("pgin x\npg-bad 1\npgout 18446744073709551615\npgout 2\n\npgmore\n")
+        let odd = try families("pgin x\npg-bad 1\npgout 18446744073709551615\npgout 2\n\npgmore\n")
         #expect(odd.names == ["node_vmstat_pgout=1.8446744073709552e+19"])
-        #expect(odd.broken == 2)
-        #expect(families("").names == [])
+        #expect(odd.failures == 1)
+        #expect(try families("").names == [])
     }
 }

@@ -35,6 +35,12 @@ final class CPUCollector: Collector {
     let isolated: [Int]
     private let counters = Mutex(CPUCounters())
 
+    static let isolatedFamily = MetricFamily(
+        "node_cpu_isolated",
+        help: "Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
+        type: .gauge
+    )
+
     init(stat: KeptOpenFile, guest: Bool, throttle: ThermalThrottle?, isolated: [Int]) {
         self.stat = stat
         self.guest = guest
@@ -54,11 +60,7 @@ final class CPUCollector: Collector {
             context.recordFailure("\(broken) unreadable cpu lines in \(self.stat.path)")
         }
         if !self.isolated.isEmpty {
-            writer.family(
-                "node_cpu_isolated",
-                help: "Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
-                type: .gauge
-            )
+            writer.family(Self.isolatedFamily)
             for cpu in self.isolated {
                 writer.sample(1, ("cpu", cpu))
             }
@@ -146,6 +148,17 @@ func parseCPULine(_ line: ArraySlice<UInt8>) -> (cpu: Int, times: CPUTimes)? {
 
 /// The values the cpu collector reports: per online CPU, in `/proc/stat` order, the highest seen.
 struct CPUCounters {
+    static let secondsFamily = MetricFamily(
+        "node_cpu_seconds_total",
+        help: "Seconds the CPUs spent in each mode.",
+        type: .counter
+    )
+    static let guestFamily = MetricFamily(
+        "node_cpu_guest_seconds_total",
+        help: "Seconds the CPUs spent in guests (VMs) for each mode.",
+        type: .counter
+    )
+
     private(set) var cpus: [(cpu: Int, times: CPUTimes)] = []
 
     /// Applies one reading of `/proc/stat`; CPUs it does not list are dropped.
@@ -191,7 +204,7 @@ struct CPUCounters {
     /// node_exporter's (sorted) order.
     func write(into writer: inout MetricWriter, guest: Bool) {
         guard !self.cpus.isEmpty else { return }
-        writer.family("node_cpu_seconds_total", help: "Seconds the CPUs spent in each mode.", type: .counter)
+        writer.family(Self.secondsFamily)
         for (cpu, times) in self.cpus {
             writer.sample(times.idle, ("cpu", cpu), ("mode", "idle"))
             writer.sample(times.iowait, ("cpu", cpu), ("mode", "iowait"))
@@ -203,11 +216,7 @@ struct CPUCounters {
             writer.sample(times.user, ("cpu", cpu), ("mode", "user"))
         }
         guard guest else { return }
-        writer.family(
-            "node_cpu_guest_seconds_total",
-            help: "Seconds the CPUs spent in guests (VMs) for each mode.",
-            type: .counter
-        )
+        writer.family(Self.guestFamily)
         for (cpu, times) in self.cpus {
             writer.sample(times.guestNice, ("cpu", cpu), ("mode", "nice"))
             writer.sample(times.guest, ("cpu", cpu), ("mode", "user"))
@@ -218,6 +227,17 @@ struct CPUCounters {
 /// Thermal throttling counts from `devices/system/cpu/cpuN/thermal_throttle/`, per package and per
 /// core as `topology/` places each CPU (hyper-threads share their core's count).
 struct ThermalThrottle: Sendable {
+    static let coreFamily = MetricFamily(
+        "node_cpu_core_throttles_total",
+        help: "Number of times this CPU core has been throttled.",
+        type: .counter
+    )
+    static let packageFamily = MetricFamily(
+        "node_cpu_package_throttles_total",
+        help: "Number of times this CPU package has been throttled.",
+        type: .counter
+    )
+
     let cpuDirectory: String
 
     /// nil when no CPU has a `thermal_throttle` directory: the driver is there from boot or not at all.
@@ -254,22 +274,14 @@ struct ThermalThrottle: Sendable {
         }
         if !cores.isEmpty {
             cores.sort { ($0.package, $0.core) < ($1.package, $1.core) }
-            writer.family(
-                "node_cpu_core_throttles_total",
-                help: "Number of times this CPU core has been throttled.",
-                type: .counter
-            )
+            writer.family(Self.coreFamily)
             for entry in cores {
                 writer.sample(Double(entry.count), ("core", entry.core), ("package", entry.package))
             }
         }
         if !packages.isEmpty {
             packages.sort { $0.package < $1.package }
-            writer.family(
-                "node_cpu_package_throttles_total",
-                help: "Number of times this CPU package has been throttled.",
-                type: .counter
-            )
+            writer.family(Self.packageFamily)
             for entry in packages {
                 writer.sample(Double(entry.count), ("package", entry.package))
             }

@@ -52,7 +52,7 @@ struct DiskstatsCollector: Collector {
             for device in stats.devices {
                 guard let value = stats.value(device, column: family.column) else { continue }
                 if !started {
-                    writer.family(family.name, help: family.help, type: family.type)
+                    writer.family(family.family)
                     started = true
                 }
                 writer.sample(Double(value) * family.scale, ("device", device.name))
@@ -78,7 +78,7 @@ struct DiskstatsCollector: Collector {
             let bytes = (try? Array(context.reader.read(self.paths.udev("b\(device.major):\(device.minor)")))) ?? []
             infos.append((device, rotational, parseUdevProperties(bytes[...])))
         }
-        writer.family("node_disk_info", help: "Info of /sys/block/<block_device>.", type: .gauge)
+        writer.family(infoFamily)
         for info in infos {
             let udev = info.udev
             writer.sample(
@@ -95,7 +95,7 @@ struct DiskstatsCollector: Collector {
             )
         }
         if infos.contains(where: { !$0.udev.fsType.isEmpty }) {
-            writer.family("node_disk_filesystem_info", help: "Info about disk filesystem.", type: .gauge)
+            writer.family(filesystemInfoFamily)
             for info in infos where !info.udev.fsType.isEmpty {
                 let udev = info.udev
                 writer.sample(
@@ -109,7 +109,7 @@ struct DiskstatsCollector: Collector {
             }
         }
         if infos.contains(where: { !$0.udev.dmName.isEmpty }) {
-            writer.family("node_disk_device_mapper_info", help: "Info about disk device mapper.", type: .gauge)
+            writer.family(deviceMapperInfoFamily)
             for info in infos where !info.udev.dmName.isEmpty {
                 let udev = info.udev
                 writer.sample(
@@ -128,11 +128,13 @@ struct DiskstatsCollector: Collector {
             for info in infos where !info.udev.ata.isEmpty {
                 guard let text = info.udev[keyPath: family.property] else { continue }
                 guard let value = text.parseDouble() else {
-                    context.recordFailure("udev data of \(info.device.name): \(family.name) is not a number")
+                    context.recordFailure(
+                        "udev data of \(info.device.name): \(family.family.nameString) is not a number"
+                    )
                     continue
                 }
                 if !started {
-                    writer.family(family.name, help: family.help, type: .gauge)
+                    writer.family(family.family)
                     started = true
                 }
                 writer.sample(value, ("device", info.device.name))
@@ -144,41 +146,49 @@ struct DiskstatsCollector: Collector {
 /// The counter families, sorted by name, with the column (after the device name) each comes from
 /// and the factor to node_exporter's unit: 512-byte sectors to bytes, milliseconds to seconds.
 /// Discarded sectors stay sectors, as in node_exporter.
-private let diskstatsFamilies: [(name: String, help: String, type: MetricType, column: Int, scale: Double)] = [
+private let diskstatsFamilies: [(family: MetricFamily, column: Int, scale: Double)] = [
+    (counter("discard_time_seconds_total", "This is the total number of seconds spent by all discards."), 14, 0.001),
+    (counter("discarded_sectors_total", "The total number of sectors discarded successfully."), 13, 1),
+    (counter("discards_completed_total", "The total number of discards completed successfully."), 11, 1),
+    (counter("discards_merged_total", "The total number of discards merged."), 12, 1),
     (
-        "node_disk_discard_time_seconds_total", "This is the total number of seconds spent by all discards.", .counter,
-        14, 0.001
+        counter(
+            "flush_requests_time_seconds_total",
+            "This is the total number of seconds spent by all flush requests."
+        ), 16, 0.001
     ),
-    ("node_disk_discarded_sectors_total", "The total number of sectors discarded successfully.", .counter, 13, 1),
-    ("node_disk_discards_completed_total", "The total number of discards completed successfully.", .counter, 11, 1),
-    ("node_disk_discards_merged_total", "The total number of discards merged.", .counter, 12, 1),
-    (
-        "node_disk_flush_requests_time_seconds_total",
-        "This is the total number of seconds spent by all flush requests.", .counter, 16, 0.001
-    ),
-    ("node_disk_flush_requests_total", "The total number of flush requests completed successfully", .counter, 15, 1),
-    ("node_disk_io_now", "The number of I/Os currently in progress.", .gauge, 8, 1),
-    ("node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", .counter, 9, 0.001),
-    ("node_disk_io_time_weighted_seconds_total", "The weighted # of seconds spent doing I/Os.", .counter, 10, 0.001),
-    ("node_disk_read_bytes_total", "The total number of bytes read successfully.", .counter, 2, 512),
-    ("node_disk_read_time_seconds_total", "The total number of seconds spent by all reads.", .counter, 3, 0.001),
-    ("node_disk_reads_completed_total", "The total number of reads completed successfully.", .counter, 0, 1),
-    ("node_disk_reads_merged_total", "The total number of reads merged.", .counter, 1, 1),
-    (
-        "node_disk_write_time_seconds_total", "This is the total number of seconds spent by all writes.", .counter, 7,
-        0.001
-    ),
-    ("node_disk_writes_completed_total", "The total number of writes completed successfully.", .counter, 4, 1),
-    ("node_disk_writes_merged_total", "The number of writes merged.", .counter, 5, 1),
-    ("node_disk_written_bytes_total", "The total number of bytes written successfully.", .counter, 6, 512),
+    (counter("flush_requests_total", "The total number of flush requests completed successfully"), 15, 1),
+    (MetricFamily("node_disk_io_now", help: "The number of I/Os currently in progress.", type: .gauge), 8, 1),
+    (counter("io_time_seconds_total", "Total seconds spent doing I/Os."), 9, 0.001),
+    (counter("io_time_weighted_seconds_total", "The weighted # of seconds spent doing I/Os."), 10, 0.001),
+    (counter("read_bytes_total", "The total number of bytes read successfully."), 2, 512),
+    (counter("read_time_seconds_total", "The total number of seconds spent by all reads."), 3, 0.001),
+    (counter("reads_completed_total", "The total number of reads completed successfully."), 0, 1),
+    (counter("reads_merged_total", "The total number of reads merged."), 1, 1),
+    (counter("write_time_seconds_total", "This is the total number of seconds spent by all writes."), 7, 0.001),
+    (counter("writes_completed_total", "The total number of writes completed successfully."), 4, 1),
+    (counter("writes_merged_total", "The number of writes merged."), 5, 1),
+    (counter("written_bytes_total", "The total number of bytes written successfully."), 6, 512),
 ]
 
+private func counter(_ name: String, _ help: String) -> MetricFamily {
+    MetricFamily("node_disk_" + name, help: help, type: .counter)
+}
+
 private let ataFamilies:
-    [(name: String, help: String, property: any KeyPath<UdevProperties, ArraySlice<UInt8>?> & Sendable)] = [
-        ("node_disk_ata_rotation_rate_rpm", "ATA disk rotation rate in RPMs (0 for SSDs).", \.ataRotationRateRPM),
-        ("node_disk_ata_write_cache", "ATA disk has a write cache.", \.ataWriteCache),
-        ("node_disk_ata_write_cache_enabled", "ATA disk has its write cache enabled.", \.ataWriteCacheEnabled),
+    [(family: MetricFamily, property: any KeyPath<UdevProperties, ArraySlice<UInt8>?> & Sendable)] = [
+        (gauge("ata_rotation_rate_rpm", "ATA disk rotation rate in RPMs (0 for SSDs)."), \.ataRotationRateRPM),
+        (gauge("ata_write_cache", "ATA disk has a write cache."), \.ataWriteCache),
+        (gauge("ata_write_cache_enabled", "ATA disk has its write cache enabled."), \.ataWriteCacheEnabled),
     ]
+
+private let infoFamily = gauge("info", "Info of /sys/block/<block_device>.")
+private let filesystemInfoFamily = gauge("filesystem_info", "Info about disk filesystem.")
+private let deviceMapperInfoFamily = gauge("device_mapper_info", "Info about disk device mapper.")
+
+private func gauge(_ name: String, _ help: String) -> MetricFamily {
+    MetricFamily("node_disk_" + name, help: help, type: .gauge)
+}
 
 /// The devices of `/proc/diskstats` and their statistics columns.
 struct Diskstats {

@@ -13,6 +13,13 @@ struct EntropyCollector: Collector {
         )
     }
 
+    static let availableFamily = MetricFamily(
+        "node_entropy_available_bits",
+        help: "Bits of available entropy.",
+        type: .gauge
+    )
+    static let poolSizeFamily = MetricFamily("node_entropy_pool_size_bits", help: "Bits of entropy pool.", type: .gauge)
+
     let available: KeptOpenFile
     let poolSize: KeptOpenFile
 
@@ -20,12 +27,12 @@ struct EntropyCollector: Collector {
         guard let available = try context.reader.read(self.available).trimmed().parseUInt64() else {
             throw CollectorError.failed("unexpected content in \(self.available.path)")
         }
-        writer.family("node_entropy_available_bits", help: "Bits of available entropy.", type: .gauge)
+        writer.family(Self.availableFamily)
         writer.sample(Double(available))
         guard let poolSize = try context.reader.read(self.poolSize).trimmed().parseUInt64() else {
             throw CollectorError.failed("unexpected content in \(self.poolSize.path)")
         }
-        writer.family("node_entropy_pool_size_bits", help: "Bits of entropy pool.", type: .gauge)
+        writer.family(Self.poolSizeFamily)
         writer.sample(Double(poolSize))
     }
 }

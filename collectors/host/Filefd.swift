@@ -10,15 +10,22 @@ struct FilefdCollector: Collector {
         FilefdCollector(file: KeptOpenFile(setup.paths.proc("sys/fs/file-nr")))
     }
 
+    static let allocated = MetricFamily(
+        "node_filefd_allocated",
+        help: "File descriptor statistics: allocated.",
+        type: .gauge
+    )
+    static let maximum = MetricFamily("node_filefd_maximum", help: "File descriptor statistics: maximum.", type: .gauge)
+
     let file: KeptOpenFile
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         guard let counts = parseFileNr(try context.reader.read(self.file)) else {
             throw CollectorError.failed("unexpected content in \(self.file.path)")
         }
-        writer.family("node_filefd_allocated", help: "File descriptor statistics: allocated.", type: .gauge)
+        writer.family(Self.allocated)
         writer.sample(Double(counts.allocated))
-        writer.family("node_filefd_maximum", help: "File descriptor statistics: maximum.", type: .gauge)
+        writer.family(Self.maximum)
         writer.sample(Double(counts.maximum))
     }
 }

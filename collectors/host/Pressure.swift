@@ -22,6 +22,31 @@ struct PressureCollector: Collector {
         )
     }
 
+    static let cpuWaiting = counter(
+        "cpu_waiting_seconds_total",
+        "Total time in seconds that processes have waited for CPU time"
+    )
+    static let ioStalled = counter(
+        "io_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IO congestion"
+    )
+    static let ioWaiting = counter(
+        "io_waiting_seconds_total",
+        "Total time in seconds that processes have waited due to IO congestion"
+    )
+    static let irqStalled = counter(
+        "irq_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IRQ congestion"
+    )
+    static let memoryStalled = counter(
+        "memory_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to memory congestion"
+    )
+    static let memoryWaiting = counter(
+        "memory_waiting_seconds_total",
+        "Total time in seconds that processes have waited for memory"
+    )
+
     let cpu: KeptOpenFile
     let io: KeptOpenFile
     let memory: KeptOpenFile
@@ -36,42 +61,31 @@ struct PressureCollector: Collector {
             throw CollectorError.noData("no pressure stall information (needs Linux 4.20+ with CONFIG_PSI)")
         }
         // Sorted by family name. cpu's `full` line (Linux 5.13+) is not exported; irq has no `some`.
-        let families: [(name: String, help: String, file: KeptOpenFile, totals: PressureTotals?, full: Bool)] = [
-            (
-                "node_pressure_cpu_waiting_seconds_total",
-                "Total time in seconds that processes have waited for CPU time", self.cpu, cpu, false
-            ),
-            (
-                "node_pressure_io_stalled_seconds_total",
-                "Total time in seconds no process could make progress due to IO congestion", self.io, io, true
-            ),
-            (
-                "node_pressure_io_waiting_seconds_total",
-                "Total time in seconds that processes have waited due to IO congestion", self.io, io, false
-            ),
-            (
-                "node_pressure_irq_stalled_seconds_total",
-                "Total time in seconds no process could make progress due to IRQ congestion", self.irq, irq, true
-            ),
-            (
-                "node_pressure_memory_stalled_seconds_total",
-                "Total time in seconds no process could make progress due to memory congestion", self.memory, memory,
-                true
-            ),
-            (
-                "node_pressure_memory_waiting_seconds_total",
-                "Total time in seconds that processes have waited for memory", self.memory, memory, false
-            ),
-        ]
-        for family in families {
-            guard let totals = family.totals else { continue }  // this kernel has no such file
-            guard let total = family.full ? totals.full : totals.some else {
-                context.recordFailure("no \(family.full ? "full" : "some") total in \(family.file.path)")
-                continue
-            }
-            writer.family(family.name, help: family.help, type: .counter)
-            writer.sample(Double(total) / 1000 / 1000)
+        self.write(Self.cpuWaiting, cpu, full: false, self.cpu, into: &writer, context)
+        self.write(Self.ioStalled, io, full: true, self.io, into: &writer, context)
+        self.write(Self.ioWaiting, io, full: false, self.io, into: &writer, context)
+        self.write(Self.irqStalled, irq, full: true, self.irq, into: &writer, context)
+        self.write(Self.memoryStalled, memory, full: true, self.memory, into: &writer, context)
+        self.write(Self.memoryWaiting, memory, full: false, self.memory, into: &writer, context)
+    }
+
+    /// Writes one family from the `some` or `full` total (µs) of a file. A file without that line is a
+    /// failure; a file the kernel does not have (`totals` nil) is not.
+    private func write(
+        _ family: MetricFamily,
+        _ totals: PressureTotals?,
+        full: Bool,
+        _ file: KeptOpenFile,
+        into writer: inout MetricWriter,
+        _ context: ScrapeContext
+    ) {
+        guard let totals else { return }
+        guard let total = full ? totals.full : totals.some else {
+            context.recordFailure("\(family.nameString): no total in \(file.path)")
+            return
         }
+        writer.family(family)
+        writer.sample(Double(total) / 1000 / 1000)
     }
 
     /// The totals of one file; nil when the kernel does not have it.
@@ -84,6 +98,10 @@ struct PressureCollector: Collector {
             throw CollectorError.noData("pressure stall information is disabled (psi=0 on the kernel command line)")
         }
     }
+}
+
+private func counter(_ name: String, _ help: String) -> MetricFamily {
+    MetricFamily("node_pressure_" + name, help: help, type: .counter)
 }
 
 /// The `total=` values (µs) of a pressure file's `some` and `full` lines; nil for a missing line.

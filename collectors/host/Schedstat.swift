@@ -11,6 +11,22 @@ struct SchedstatCollector: Collector {
         SchedstatCollector(file: KeptOpenFile(setup.paths.proc("schedstat")))
     }
 
+    static let running = MetricFamily(
+        "node_schedstat_running_seconds_total",
+        help: "Number of seconds CPU spent running a process.",
+        type: .counter
+    )
+    static let timeslices = MetricFamily(
+        "node_schedstat_timeslices_total",
+        help: "Number of timeslices executed by CPU.",
+        type: .counter
+    )
+    static let waiting = MetricFamily(
+        "node_schedstat_waiting_seconds_total",
+        help: "Number of seconds spent by processing waiting for this CPU.",
+        type: .counter
+    )
+
     let file: KeptOpenFile
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
@@ -22,23 +38,15 @@ struct SchedstatCollector: Collector {
             if broken > 0 { return }
             throw CollectorError.failed("no cpu lines in \(self.file.path)")
         }
-        writer.family(
-            "node_schedstat_running_seconds_total",
-            help: "Number of seconds CPU spent running a process.",
-            type: .counter
-        )
+        writer.family(Self.running)
         for cpu in cpus {
             writer.sample(Double(cpu.runningNanoseconds) / 1e9, ("cpu", cpu.cpu))
         }
-        writer.family("node_schedstat_timeslices_total", help: "Number of timeslices executed by CPU.", type: .counter)
+        writer.family(Self.timeslices)
         for cpu in cpus {
             writer.sample(Double(cpu.timeslices), ("cpu", cpu.cpu))
         }
-        writer.family(
-            "node_schedstat_waiting_seconds_total",
-            help: "Number of seconds spent by processing waiting for this CPU.",
-            type: .counter
-        )
+        writer.family(Self.waiting)
         for cpu in cpus {
             writer.sample(Double(cpu.waitingNanoseconds) / 1e9, ("cpu", cpu.cpu))
         }

@@ -23,7 +23,7 @@ struct SoftnetCollector: Collector {
             for cpu in cpus {
                 guard let value = cpu[keyPath: family.value] else { continue }
                 if !started {
-                    writer.family(family.name, help: family.help, type: family.type)
+                    writer.family(family.family)
                     started = true
                 }
                 writer.sample(Double(value), ("cpu", cpu.cpu))
@@ -33,26 +33,22 @@ struct SoftnetCollector: Collector {
 }
 
 /// The families, sorted by name, and where their values come from.
-private let softnetFamilies:
-    [(name: String, help: String, type: MetricType, value: any KeyPath<SoftnetCPU, UInt64?> & Sendable)] = [
-        ("node_softnet_backlog_len", "Softnet backlog status", .gauge, \.backlogLength),
-        (
-            "node_softnet_cpu_collision_total",
-            "Number of collision occur while obtaining device lock while transmitting",
-            .counter, \.cpuCollision
-        ),
-        ("node_softnet_dropped_total", "Number of dropped packets", .counter, \.dropped),
-        (
-            "node_softnet_flow_limit_count_total", "Number of times flow limit has been reached", .counter,
-            \.flowLimitCount
-        ),
-        ("node_softnet_processed_total", "Number of processed packets", .counter, \.processed),
-        ("node_softnet_received_rps_total", "Number of times cpu woken up received_rps", .counter, \.receivedRPS),
-        (
-            "node_softnet_times_squeezed_total", "Number of times processing packets ran out of quota", .counter,
-            \.timesSqueezed
-        ),
-    ]
+private let softnetFamilies: [(family: MetricFamily, value: any KeyPath<SoftnetCPU, UInt64?> & Sendable)] = [
+    (MetricFamily("node_softnet_backlog_len", help: "Softnet backlog status", type: .gauge), \.backlogLength),
+    (
+        counter("cpu_collision_total", "Number of collision occur while obtaining device lock while transmitting"),
+        \.cpuCollision
+    ),
+    (counter("dropped_total", "Number of dropped packets"), \.dropped),
+    (counter("flow_limit_count_total", "Number of times flow limit has been reached"), \.flowLimitCount),
+    (counter("processed_total", "Number of processed packets"), \.processed),
+    (counter("received_rps_total", "Number of times cpu woken up received_rps"), \.receivedRPS),
+    (counter("times_squeezed_total", "Number of times processing packets ran out of quota"), \.timesSqueezed),
+]
+
+private func counter(_ name: String, _ help: String) -> MetricFamily {
+    MetricFamily("node_softnet_" + name, help: help, type: .counter)
+}
 
 /// One line of `/proc/net/softnet_stat`; nil for the columns the kernel does not write.
 struct SoftnetCPU: Equatable {

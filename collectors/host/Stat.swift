@@ -13,6 +13,37 @@ struct StatCollector: Collector {
         StatCollector(file: ProcStat.file(setup.paths), softirq: setup.settings.bool("collector.stat.softirq"))
     }
 
+    static let bootTime = MetricFamily("node_boot_time_seconds", help: "Node boot time, in unixtime.", type: .gauge)
+    static let contextSwitches = MetricFamily(
+        "node_context_switches_total",
+        help: "Total number of context switches.",
+        type: .counter
+    )
+    static let forks = MetricFamily("node_forks_total", help: "Total number of forks.", type: .counter)
+    static let interrupts = MetricFamily(
+        "node_intr_total",
+        help: "Total number of interrupts serviced.",
+        type: .counter
+    )
+    static let blocked = MetricFamily(
+        "node_procs_blocked",
+        help: "Number of processes blocked waiting for I/O to complete.",
+        type: .gauge
+    )
+    static let running = MetricFamily(
+        "node_procs_running",
+        help: "Number of processes in runnable state.",
+        type: .gauge
+    )
+    static let softirqs = MetricFamily("node_softirqs_total", help: "Number of softirq calls.", type: .counter)
+
+    /// The softirq vectors, sorted by name as node_exporter writes them, with their column on the
+    /// `softirq` line (after the total).
+    static let softirqVectors: [(name: String, column: Int)] = [
+        ("block", 4), ("block_iopoll", 5), ("hi", 0), ("hrtimer", 8), ("net_rx", 3), ("net_tx", 2), ("rcu", 9),
+        ("sched", 7), ("tasklet", 6), ("timer", 1),
+    ]
+
     let file: KeptOpenFile
     let softirq: Bool
 
@@ -21,36 +52,26 @@ struct StatCollector: Collector {
         if stat.broken > 0 {
             context.recordFailure("\(stat.broken) unreadable lines in \(self.file.path)")
         }
-        for (name, help, type, value) in statFamilies {
-            guard let value = stat[keyPath: value] else { continue }
-            writer.family(name, help: help, type: type)
+        func write(_ family: MetricFamily, _ value: UInt64?) {
+            guard let value else { return }
+            writer.family(family)
             writer.sample(Double(value))
         }
+        // Sorted by family name.
+        write(Self.bootTime, stat.bootTime)
+        write(Self.contextSwitches, stat.contextSwitches)
+        write(Self.forks, stat.forks)
+        write(Self.interrupts, stat.interrupts)
+        write(Self.blocked, stat.blocked)
+        write(Self.running, stat.running)
         if let softirqs = stat.softirqs, !softirqs.isEmpty {
-            writer.family("node_softirqs_total", help: "Number of softirq calls.", type: .counter)
-            for (vector, column) in softirqVectors where column < softirqs.count {
+            writer.family(Self.softirqs)
+            for (vector, column) in Self.softirqVectors where column < softirqs.count {
                 writer.sample(Double(softirqs[column]), ("vector", vector))
             }
         }
     }
 }
-
-/// The single-value families, sorted by name as node_exporter writes them.
-private let statFamilies: [(String, String, MetricType, any KeyPath<SystemStat, UInt64?> & Sendable)] = [
-    ("node_boot_time_seconds", "Node boot time, in unixtime.", .gauge, \.bootTime),
-    ("node_context_switches_total", "Total number of context switches.", .counter, \.contextSwitches),
-    ("node_forks_total", "Total number of forks.", .counter, \.forks),
-    ("node_intr_total", "Total number of interrupts serviced.", .counter, \.interrupts),
-    ("node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", .gauge, \.blocked),
-    ("node_procs_running", "Number of processes in runnable state.", .gauge, \.running),
-]
-
-/// The softirq vectors by name (node_exporter's sorted order) and their column on the `softirq` line
-/// after the total.
-private let softirqVectors: [(String, Int)] = [
-    ("block", 4), ("block_iopoll", 5), ("hi", 0), ("hrtimer", 8), ("net_rx", 3), ("net_tx", 2), ("rcu", 9),
-    ("sched", 7), ("tasklet", 6), ("timer", 1),
-]
 
 /// The system-wide lines of `/proc/stat` (the `cpuN` lines belong to the cpu collector); nil for a
 /// line the file does not have.
@@ -73,25 +94,23 @@ func parseStat(_ bytes: ArraySlice<UInt8>, softirqs: Bool = false) -> SystemStat
     for line in bytes.lines where !line.hasPrefix("cpu") {
         var fields = line.fields
         guard let key = fields.next() else { continue }
-        let target: WritableKeyPath<SystemStat, UInt64?>
-        switch true {
-        case key.equals("intr"): target = \.interrupts
-        case key.equals("ctxt"): target = \.contextSwitches
-        case key.equals("btime"): target = \.bootTime
-        case key.equals("processes"): target = \.forks
-        case key.equals("procs_running"): target = \.running
-        case key.equals("procs_blocked"): target = \.blocked
-        case key.equals("softirq") && softirqs:
+        if key.equals("softirq") {
+            guard softirqs else { continue }
             stat.softirqs = parseSoftirqCounts(&fields)
             if stat.softirqs == nil { stat.broken += 1 }
             continue
+        }
+        let value = fields.next()?.parseUInt64()
+        switch true {
+        case key.equals("intr"): stat.interrupts = value
+        case key.equals("ctxt"): stat.contextSwitches = value
+        case key.equals("btime"): stat.bootTime = value
+        case key.equals("processes"): stat.forks = value
+        case key.equals("procs_running"): stat.running = value
+        case key.equals("procs_blocked"): stat.blocked = value
         default: continue
         }
-        if let value = fields.next()?.parseUInt64() {
-            stat[keyPath: target] = value
-        } else {
-            stat.broken += 1
-        }
+        if value == nil { stat.broken += 1 }
     }
     return stat
 }
@@ -100,7 +119,7 @@ func parseStat(_ bytes: ArraySlice<UInt8>, softirqs: Bool = false) -> SystemStat
 private func parseSoftirqCounts(_ fields: inout ByteFieldSequence) -> [UInt64]? {
     guard fields.next()?.parseUInt64() != nil else { return nil }
     var values: [UInt64] = []
-    values.reserveCapacity(softirqVectors.count)
+    values.reserveCapacity(StatCollector.softirqVectors.count)
     while let field = fields.next() {
         guard let value = field.parseUInt64() else { return nil }
         values.append(value)
