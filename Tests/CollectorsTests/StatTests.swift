@@ -54,6 +54,16 @@ import VigilCore
         #expect(parseStat([]) == SystemStat())
     }
 
+    @Test func aFileWithoutTheLinesFails() throws {
+        let tree = try TemporaryTree()
+        try tree.write("proc/stat", "cpu0 1 2 3 4\n")
+        #expect(throws: CollectorError.self) { try collect(StatCollector.descriptor, roots: tree.roots) }
+        try tree.write("proc/stat", "ctxt x\nbtime 5\n")
+        let partial = try collect(StatCollector.descriptor, roots: tree.roots)
+        #expect(partial.families.map(\.name) == ["node_boot_time_seconds"])
+        #expect(partial.failures.count == 1)
+    }
+
     @Test func reportsARecordedHost() throws {
         let collected = try collect(StatCollector.descriptor, roots: fixtureRoots("debian12"))
         var recorded: [String: Double] = [:]

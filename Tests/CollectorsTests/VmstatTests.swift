@@ -59,6 +59,9 @@ import VigilCore
         }
         #expect(try families("pgin 1\nnr_x 2\npgout 3\n").names == ["node_vmstat_pgin=1.0", "node_vmstat_pgout=3.0"])
         #expect(try families("pgin 4\nnr_x 5\npgout 6\n").names == ["node_vmstat_pgin=4.0", "node_vmstat_pgout=6.0"])
+        // Other fields from the middle on, then fewer lines: what was remembered there is decided again.
+        #expect(try families("pgin 9\npgmid 1\npgout 10\n").names.count == 3)
+        #expect(try families("pgin 9\nnr_x 1\n").names == ["node_vmstat_pgin=9.0"])
         // A kernel with other fields: the decisions remembered follow the names, not the positions.
         #expect(try families("nr_y 1\npgin 7\npgnew 8\n").names == ["node_vmstat_pgin=7.0", "node_vmstat_pgnew=8.0"])
         // Garbage: a value that is not a number, a name that is not a metric name, a repeated field.

@@ -43,7 +43,7 @@ struct DiskstatsCollector: Collector {
     let udev: Bool
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
-        let stats = parseDiskstats(try context.reader.read(self.file), include: self.filter.allows)
+        let stats = parseDiskstats(try context.reader.read(self.file)) { self.filter.allows($0) }
         if stats.broken > 0 {
             context.recordFailure("\(stats.broken) unreadable lines in \(self.file.path)")
         }

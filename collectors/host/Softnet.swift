@@ -21,7 +21,7 @@ struct SoftnetCollector: Collector {
         for family in softnetFamilies {
             var started = false
             for cpu in cpus {
-                guard let value = cpu[keyPath: family.value] else { continue }
+                guard let value = cpu[family.column] else { continue }
                 if !started {
                     writer.family(family.family)
                     started = true
@@ -33,17 +33,17 @@ struct SoftnetCollector: Collector {
 }
 
 /// The families, sorted by name, and where their values come from.
-private let softnetFamilies: [(family: MetricFamily, value: any KeyPath<SoftnetCPU, UInt64?> & Sendable)] = [
-    (MetricFamily("node_softnet_backlog_len", help: "Softnet backlog status", type: .gauge), \.backlogLength),
+private let softnetFamilies: [(family: MetricFamily, column: SoftnetCPU.Column)] = [
+    (MetricFamily("node_softnet_backlog_len", help: "Softnet backlog status", type: .gauge), .backlogLength),
     (
         counter("cpu_collision_total", "Number of collision occur while obtaining device lock while transmitting"),
-        \.cpuCollision
+        .cpuCollision
     ),
-    (counter("dropped_total", "Number of dropped packets"), \.dropped),
-    (counter("flow_limit_count_total", "Number of times flow limit has been reached"), \.flowLimitCount),
-    (counter("processed_total", "Number of processed packets"), \.processed),
-    (counter("received_rps_total", "Number of times cpu woken up received_rps"), \.receivedRPS),
-    (counter("times_squeezed_total", "Number of times processing packets ran out of quota"), \.timesSqueezed),
+    (counter("dropped_total", "Number of dropped packets"), .dropped),
+    (counter("flow_limit_count_total", "Number of times flow limit has been reached"), .flowLimitCount),
+    (counter("processed_total", "Number of processed packets"), .processed),
+    (counter("received_rps_total", "Number of times cpu woken up received_rps"), .receivedRPS),
+    (counter("times_squeezed_total", "Number of times processing packets ran out of quota"), .timesSqueezed),
 ]
 
 private func counter(_ name: String, _ help: String) -> MetricFamily {
@@ -63,6 +63,22 @@ struct SoftnetCPU: Equatable {
     var flowLimitCount: UInt64?
     /// Since Linux 5.14 (with the CPU number in the next column).
     var backlogLength: UInt64?
+
+    enum Column {
+        case processed, dropped, timesSqueezed, cpuCollision, receivedRPS, flowLimitCount, backlogLength
+    }
+
+    subscript(column: Column) -> UInt64? {
+        switch column {
+        case .processed: self.processed
+        case .dropped: self.dropped
+        case .timesSqueezed: self.timesSqueezed
+        case .cpuCollision: self.cpuCollision
+        case .receivedRPS: self.receivedRPS
+        case .flowLimitCount: self.flowLimitCount
+        case .backlogLength: self.backlogLength
+        }
+    }
 }
 
 /// Parses `/proc/net/softnet_stat`. A line needs the 9 columns of Linux 2.6.23; the CPU is the 13th

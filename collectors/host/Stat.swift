@@ -51,6 +51,8 @@ struct StatCollector: Collector {
         let stat = parseStat(try ProcStat.bytes(of: self.file, context: context)[...], softirqs: self.softirq)
         if stat.broken > 0 {
             context.recordFailure("\(stat.broken) unreadable lines in \(self.file.path)")
+        } else if stat == SystemStat() {
+            throw CollectorError.failed("none of the expected lines in \(self.file.path)")
         }
         func write(_ family: MetricFamily, _ value: UInt64?) {
             guard let value else { return }
