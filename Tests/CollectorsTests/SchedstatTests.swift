@@ -52,19 +52,19 @@ import VigilCore
             #expect(collected.value("node_schedstat_timeslices_total", ["cpu": cpu]) == Double(fields[9]))
         }
         #expect(collected.families.allSatisfy { $0.samples.count == lines.count && $0.type == "counter" })
-        #expect(try differencesFromNodeExporter(collected, tree: "handmade", collector: "schedstat") == [])
+        expectSameFamilies(collected.families, try golden("handmade-schedstat"))
     }
 
     @Test func noFileMeansNoData() throws {
         // The recording host's kernel has no CONFIG_SCHEDSTATS: node_exporter has nothing either.
-        #expect(try nodeExporterGolden(tree: "debian12", collector: "schedstat").isEmpty)
+        #expect(try golden("debian12-schedstat").isEmpty)
         #expect(
             performing: { try collect(SchedstatCollector.descriptor, roots: fixtureRoots("debian12")) },
             throws: {
                 ($0 as? FileError)?.isNotFound == true
             }
         )
-        let tree = try TemporaryTree()
+        let tree = try TemporaryTree(files: [:])
         try tree.write("proc/schedstat", "version 15\n")
         #expect(throws: CollectorError.self) { try collect(SchedstatCollector.descriptor, roots: tree.roots) }
     }

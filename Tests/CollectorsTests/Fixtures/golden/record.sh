@@ -1,5 +1,5 @@
 #!/bin/sh
-# Re-records the node_exporter golden files of the system collectors' tests (GoldenTests.swift):
+# Re-records the node_exporter golden files of the collector tests (`golden("<name>")`):
 # runs Debian's node_exporter (package prometheus-node-exporter, 1.5.0 on Debian 12) on the fixture
 # trees next to this directory and keeps its output without the exporter's own metrics.
 #
@@ -36,4 +36,11 @@ record debian12-filesystem --path.procfs=debian12/proc --path.rootfs=debian12/ro
     --collector.filesystem.mount-points-exclude="$mounts"
 for case in good syntax-error timestamps conflicting-help missing-help label-sets; do
     record textfile-$case --collector.textfile --collector.textfile.directory=textfile/$case
+done
+# The /proc collectors on the recorded host and on the hand-written tree (softirqs on, to record them).
+for tree in debian12 handmade; do
+    for collector in cpu stat diskstats vmstat schedstat softnet pressure filefd entropy; do
+        record $tree-$collector --path.procfs=$tree/proc --path.sysfs=$tree/sys --path.udev.data=$tree/udev \
+            --collector.$collector --collector.stat.softirq
+    done
 done
