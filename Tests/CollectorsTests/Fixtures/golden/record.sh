@@ -20,7 +20,8 @@ record() {
         if curl -sf http://127.0.0.1:$port/metrics >/dev/null; then break; fi
     done
     curl -sf http://127.0.0.1:$port/metrics |
-        grep -v -E '^(# (HELP|TYPE) )?(go_|process_|promhttp_|node_exporter_build_info|node_scrape_collector_)' >"$out"
+        grep -v -E '^(# (HELP|TYPE) )?(go_|process_|promhttp_|node_exporter_build_info|node_scrape_collector_)' >"$out" ||
+        true # nothing left: the collector had no data
     kill $pid
     wait $pid 2>/dev/null || true
     echo "recorded $out"
