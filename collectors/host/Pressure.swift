@@ -88,7 +88,8 @@ struct PressureCollector: Collector {
         writer.sample(Double(total) / 1000 / 1000)
     }
 
-    /// The totals of one file; nil when the kernel does not have it.
+    /// The totals of one file (`parsePressure` reads cgroups' `*.pressure` files too); nil when the
+    /// kernel does not have it.
     private func read(_ file: KeptOpenFile, _ context: ScrapeContext) throws -> PressureTotals? {
         do {
             return parsePressure(try context.reader.read(file))
@@ -102,29 +103,4 @@ struct PressureCollector: Collector {
 
 private func counter(_ name: String, _ help: String) -> MetricFamily {
     MetricFamily("node_pressure_" + name, help: help, type: .counter)
-}
-
-/// The `total=` values (µs) of a pressure file's `some` and `full` lines; nil for a missing line.
-struct PressureTotals: Equatable {
-    var some: UInt64?
-    var full: UInt64?
-}
-
-/// Parses a `/proc/pressure/*` file: `some avg10=0.00 avg60=0.00 avg300=0.00 total=12345`.
-func parsePressure(_ bytes: ArraySlice<UInt8>) -> PressureTotals {
-    var totals = PressureTotals()
-    for line in bytes.lines {
-        var fields = line.fields
-        guard let kind = fields.next() else { continue }
-        var total: UInt64?
-        while let field = fields.next() {
-            if field.hasPrefix("total=") { total = field.dropFirst(6).parseUInt64() }
-        }
-        if kind.equals("some") {
-            totals.some = total
-        } else if kind.equals("full") {
-            totals.full = total
-        }
-    }
-    return totals
 }
