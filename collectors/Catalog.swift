@@ -4,17 +4,26 @@ public import VigilCore
 /// factory. The command line, the configuration file and `collect[]` all resolve names against this list.
 public enum CollectorCatalog {
     public static let all: [CollectorDescriptor] = [
+        CPUCollector.descriptor,
+        DiskstatsCollector.descriptor,
+        EntropyCollector.descriptor,
+        FilefdCollector.descriptor,
         FilesystemCollector.descriptor,
         HwmonCollector.descriptor,
         LoadavgCollector.descriptor,
         MeminfoCollector.descriptor,
         ContainersCollector.descriptor,
         OSReleaseCollector.descriptor,
+        PressureCollector.descriptor,
+        SchedstatCollector.descriptor,
+        SoftnetCollector.descriptor,
+        StatCollector.descriptor,
         SystemdCollector.descriptor,
         TextfileCollector.descriptor,
         ThermalZoneCollector.descriptor,
         TimeCollector.descriptor,
         UnameCollector.descriptor,
+        VmstatCollector.descriptor,
     ]
 
     /// Every collector option (besides the on/off switches), for the command line and the file.

@@ -43,6 +43,16 @@ extension [ParsedFamily] {
         self.filter { !names.contains($0.name) }
     }
 
+    /// Without the samples `drop` picks (series an older node_exporter wrote that newer ones do not);
+    /// a family left without samples goes too.
+    func droppingSamples(where drop: (ParsedSample) -> Bool) -> [ParsedFamily] {
+        self.compactMap { family in
+            var family = family
+            family.samples.removeAll(where: drop)
+            return family.samples.isEmpty ? nil : family
+        }
+    }
+
     /// With a label removed from every sample (to compare with an older node_exporter without it).
     func removingLabel(_ label: String) -> [ParsedFamily] {
         self.map { family in

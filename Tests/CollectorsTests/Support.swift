@@ -16,6 +16,23 @@ func fixtureRoots(_ tree: String) -> PathRoots {
     return PathRoots(procfs: base + "/proc", sysfs: base + "/sys", rootfs: base + "/root", udevData: base + "/udev")
 }
 
+/// A fixture file's text: `fixtureText("debian12/proc/stat")`.
+func fixtureText(_ relativePath: String) throws -> String {
+    try FileReader().read(fixturesDirectory + "/" + relativePath).string
+}
+
+extension TemporaryTree {
+    /// Path roots into the tree, laid out as a fixture tree (`proc`, `sys`, `root`, `udev`).
+    var roots: PathRoots {
+        PathRoots(
+            procfs: self.path + "/proc",
+            sysfs: self.path + "/sys",
+            rootfs: self.path + "/root",
+            udevData: self.path + "/udev"
+        )
+    }
+}
+
 /// What one collection produced, read back through the exposition parser.
 struct Collected {
     let families: [ParsedFamily]
@@ -60,14 +77,21 @@ func makeCollector(
 
 /// Runs a collector once and parses what it wrote.
 ///
-/// - Parameter timeout: the scrape deadline the collector gets.
-func collect(_ collector: any Collector, roots: PathRoots, timeout: Duration = .seconds(10)) throws -> Collected {
+/// - Parameters:
+///   - timeout: the scrape deadline the collector gets.
+///   - shared: the scrape's shared values, as another collector of the same scrape left them.
+func collect(
+    _ collector: any Collector,
+    roots: PathRoots,
+    timeout: Duration = .seconds(10),
+    shared: ScrapeShared = ScrapeShared()
+) throws -> Collected {
     var writer = MetricWriter(format: .text)
     let context = ScrapeContext(
         paths: roots,
         reader: FileReader(),
         deadline: .now + timeout,
-        shared: ScrapeShared(),
+        shared: shared,
         logger: Logger(label: "test"),
         pool: BlockingPool.shared
     )

@@ -93,9 +93,11 @@ import VigilCore
     }
 }
 
-/// Collectors both agents have and both enable by default.
+/// Collectors both agents have and both enable by default. diskstats is compared on fixture trees
+/// (DiskstatsTests): without a udev database node_exporter 1.5.0 writes node_disk_info, vigil does not.
 private let comparedCollectors = [
-    "filesystem", "hwmon", "loadavg", "meminfo", "os", "textfile", "thermal_zone", "time", "uname",
+    "cpu", "entropy", "filefd", "filesystem", "hwmon", "loadavg", "meminfo", "os", "pressure", "schedstat",
+    "softnet", "stat", "textfile", "thermal_zone", "time", "uname", "vmstat",
 ]
 
 /// Families vigil adds to a collector that Debian's node_exporter 1.5.0 lacks: they came with newer
@@ -103,6 +105,11 @@ private let comparedCollectors = [
 private let vigilOnlyFamilies: [String: Set<String>] = [
     "filesystem": ["node_filesystem_mount_info"],
     "os": ["node_os_support_end_timestamp_seconds"],
+    "pressure": ["node_pressure_irq_stalled_seconds_total"],
+    "softnet": [
+        "node_softnet_backlog_len", "node_softnet_cpu_collision_total", "node_softnet_flow_limit_count_total",
+        "node_softnet_received_rps_total",
+    ],
 ]
 
 /// Labels that newer node_exporter releases added to families (by family name prefix).
@@ -113,6 +120,7 @@ private let stableSeries: [(String, [String: String])] = [
     ("node_memory_MemTotal_bytes", [:]), ("node_memory_SwapTotal_bytes", [:]),
     ("node_filesystem_size_bytes", ["mountpoint": "/"]), ("node_filesystem_files", ["mountpoint": "/"]),
     ("node_uname_info", [:]), ("node_os_info", [:]), ("node_os_version", [:]),
+    ("node_boot_time_seconds", [:]), ("node_entropy_pool_size_bits", [:]), ("node_filefd_maximum", [:]),
 ]
 
 private func sample(_ families: [ParsedFamily], _ name: String, _ labels: [String: String]) -> ParsedSample? {

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Re-records the node_exporter golden files of the system collectors' tests (GoldenTests.swift):
+# Re-records the node_exporter golden files of the collector tests (`golden("<name>")`):
 # runs Debian's node_exporter (package prometheus-node-exporter, 1.5.0 on Debian 12) on the fixture
 # trees next to this directory and keeps its output without the exporter's own metrics.
 #
@@ -20,7 +20,8 @@ record() {
         if curl -sf http://127.0.0.1:$port/metrics >/dev/null; then break; fi
     done
     curl -sf http://127.0.0.1:$port/metrics |
-        grep -v -E '^(# (HELP|TYPE) )?(go_|process_|promhttp_|node_exporter_build_info|node_scrape_collector_)' >"$out"
+        grep -v -E '^(# (HELP|TYPE) )?(go_|process_|promhttp_|node_exporter_build_info|node_scrape_collector_)' >"$out" ||
+        true # nothing left: the collector had no data
     kill $pid
     wait $pid 2>/dev/null || true
     echo "recorded $out"
@@ -36,4 +37,11 @@ record debian12-filesystem --path.procfs=debian12/proc --path.rootfs=debian12/ro
     --collector.filesystem.mount-points-exclude="$mounts"
 for case in good syntax-error timestamps conflicting-help missing-help label-sets; do
     record textfile-$case --collector.textfile --collector.textfile.directory=textfile/$case
+done
+# The /proc collectors on the recorded host and on the hand-written tree (softirqs on, to record them).
+for tree in debian12 handmade; do
+    for collector in cpu stat diskstats vmstat schedstat softnet pressure filefd entropy; do
+        record $tree-$collector --path.procfs=$tree/proc --path.sysfs=$tree/sys --path.udev.data=$tree/udev \
+            --collector.$collector --collector.stat.softirq
+    done
 done
