@@ -229,13 +229,15 @@ public final class Scraper: Sendable {
     private func check(_ run: ScrapeRun, format: ExpositionFormat, now: ContinuousClock.Instant) -> Bool {
         if run.isFinished { return true }
         if now >= run.deadline {
-            for position in run.finishAtDeadline() {
-                let index = run.order[position]
-                self.abandoned.withLock { $0[index] += 1 }
-                self.logger.warning(
-                    "collector did not finish before the scrape deadline; its series are missing from this scrape",
-                    metadata: ["collector": "\(self.entries[index].name)"]
-                )
+            run.finishAtDeadline { running in
+                for position in running {
+                    let index = run.order[position]
+                    self.abandoned.withLock { $0[index] += 1 }
+                    self.logger.warning(
+                        "collector did not finish before the scrape deadline; its series are missing from this scrape",
+                        metadata: ["collector": "\(self.entries[index].name)"]
+                    )
+                }
             }
             return true
         }
@@ -407,8 +409,9 @@ final class ScrapeRun: Sendable {
         }
     }
 
-    /// Gives up at the deadline: unfinished collectors fail. Returns the positions still running.
-    func finishAtDeadline() -> [Int] {
+    /// Gives up at the deadline: unfinished collectors fail. `abandon` gets the positions still running,
+    /// before the scrape is handed on (so that the next scrape already knows they are blocked).
+    func finishAtDeadline(abandon: ([Int]) -> Void) {
         let running = self.state.withLock { state -> [Int]? in
             guard !state.finished else { return nil }
             state.finished = true
@@ -420,9 +423,9 @@ final class ScrapeRun: Sendable {
             }
             return running
         }
-        guard let running else { return [] }
+        guard let running else { return }
+        abandon(running)
         self.onFinish(self)
-        return running
     }
 
     func finalOutcomes() -> [Outcome] {
