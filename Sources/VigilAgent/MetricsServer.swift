@@ -210,7 +210,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .methodNotAllowed,
                 contentType: "text/plain; charset=utf-8",
-                body: Array("Method not allowed\n".utf8)
+                body: [Array("Method not allowed\n".utf8)]
             )
             return
         }
@@ -223,17 +223,23 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .ok,
                 contentType: "text/html; charset=utf-8",
-                body: Array(self.routes.landingPage.utf8)
+                body: [Array(self.routes.landingPage.utf8)]
             )
         case "/healthz":
-            self.respond(context, head, status: .ok, contentType: "text/plain; charset=utf-8", body: Array("OK\n".utf8))
+            self.respond(
+                context,
+                head,
+                status: .ok,
+                contentType: "text/plain; charset=utf-8",
+                body: [Array("OK\n".utf8)]
+            )
         default:
             self.respond(
                 context,
                 head,
                 status: .notFound,
                 contentType: "text/plain; charset=utf-8",
-                body: Array("404 page not found\n".utf8)
+                body: [Array("404 page not found\n".utf8)]
             )
         }
     }
@@ -247,7 +253,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .serviceUnavailable,
                 contentType: "text/plain; charset=utf-8",
-                body: Array(message.utf8)
+                body: [Array(message.utf8)]
             )
             return
         }
@@ -264,7 +270,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .badRequest,
                 contentType: "text/plain; charset=utf-8",
-                body: Array("\(error.description)\n".utf8)
+                body: [Array("\(error.description)\n".utf8)]
             )
             return
         }
@@ -279,20 +285,20 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
             routes.limiter.release()
             if gzip {
                 var compressed = routes.scraper.takeBuffer()
-                Gzip.compress(output.bytes, into: &compressed)
-                routes.scraper.recycle(output.bytes)
+                Gzip.compress(output.segments, into: &compressed)
+                routes.scraper.recycle(output)
                 self.respond(
                     context,
                     head,
                     status: .ok,
                     contentType: format.contentType,
-                    body: compressed,
+                    body: [compressed],
                     extraHeaders: [("Content-Encoding", "gzip")]
                 )
                 routes.scraper.recycle(compressed)
             } else {
-                self.respond(context, head, status: .ok, contentType: format.contentType, body: output.bytes)
-                routes.scraper.recycle(output.bytes)
+                self.respond(context, head, status: .ok, contentType: format.contentType, body: output.segments)
+                routes.scraper.recycle(output)
             }
         }
     }
@@ -302,20 +308,22 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         _ head: HTTPRequestHead,
         status: HTTPResponseStatus,
         contentType: String,
-        body: [UInt8],
+        body: [[UInt8]],
         extraHeaders: [(String, String)] = []
     ) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(body.count))
+        headers.add(name: "Content-Length", value: String(body.reduce(0) { $0 + $1.count }))
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let response = HTTPResponseHead(version: head.version, status: status, headers: headers)
         context.write(self.wrapOutboundOut(.head(response)), promise: nil)
         if head.method != .HEAD {
-            let buffer = context.channel.allocator.buffer(bytes: body)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            for part in body where !part.isEmpty {
+                let buffer = context.channel.allocator.buffer(bytes: part)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
         }
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
         if !keepAlive {

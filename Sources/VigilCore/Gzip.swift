@@ -18,8 +18,13 @@ public enum Gzip {
     ///
     /// Deflate state is kept between calls (setting it up costs more than compressing a small scrape).
     public static func compress(_ input: [UInt8], into output: inout [UInt8], level: Int32 = 1) {
+        self.compress([input], into: &output, level: level)
+    }
+
+    /// Compresses the concatenation of `parts` into one gzip member in `output`, without joining them.
+    public static func compress(_ parts: [[UInt8]], into output: inout [UInt8], level: Int32 = 1) {
         let deflater = deflaters.withLock { $0.popLast() } ?? Deflater()
-        deflater.compress(input, into: &output, level: level)
+        deflater.compress(parts, into: &output, level: level)
         deflaters.withLock { pool in
             if pool.count < 2 { pool.append(deflater) }
         }
@@ -86,7 +91,7 @@ private final class Deflater: @unchecked Sendable {
         self.stream.deallocate()
     }
 
-    func compress(_ input: [UInt8], into output: inout [UInt8], level: Int32) {
+    func compress(_ parts: [[UInt8]], into output: inout [UInt8], level: Int32) {
         if self.level != level {
             if self.level != -100 { deflateEnd(self.stream) }
             // windowBits 15 + 16 selects the gzip wrapper.
@@ -105,21 +110,30 @@ private final class Deflater: @unchecked Sendable {
         } else {
             deflateReset(self.stream)
         }
-        let bound = Int(deflateBound(self.stream, uLong(input.count)))
+        let total = parts.reduce(0) { $0 + $1.count }
+        let bound = Int(deflateBound(self.stream, uLong(total))) + 64 * parts.count
         if output.count < bound {
             output.reserveCapacity(bound)
             output.append(contentsOf: repeatElement(0, count: bound - output.count))
         }
-        let written = input.withUnsafeBufferPointer { source in
-            output.withUnsafeMutableBufferPointer { destination in
-                self.stream.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
-                self.stream.pointee.avail_in = uInt(source.count)
-                self.stream.pointee.next_out = destination.baseAddress
-                self.stream.pointee.avail_out = uInt(destination.count)
-                let result = deflate(self.stream, Z_FINISH)
-                precondition(result == Z_STREAM_END, "deflate with a deflateBound buffer must finish: \(result)")
-                return destination.count - Int(self.stream.pointee.avail_out)
+        let written = output.withUnsafeMutableBufferPointer { destination -> Int in
+            self.stream.pointee.next_out = destination.baseAddress
+            self.stream.pointee.avail_out = uInt(destination.count)
+            for (index, part) in parts.enumerated() {
+                let flush = index == parts.count - 1 ? Z_FINISH : Z_NO_FLUSH
+                part.withUnsafeBufferPointer { source in
+                    self.stream.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+                    self.stream.pointee.avail_in = uInt(source.count)
+                    let result = deflate(self.stream, flush)
+                    precondition(
+                        result == (flush == Z_FINISH ? Z_STREAM_END : Z_OK)
+                            || (result == Z_BUF_ERROR && source.isEmpty),
+                        "deflate into a deflateBound buffer must not run out of room: \(result)"
+                    )
+                }
             }
+            if parts.isEmpty { _ = deflate(self.stream, Z_FINISH) }
+            return destination.count - Int(self.stream.pointee.avail_out)
         }
         output.removeSubrange(written...)
     }

@@ -59,27 +59,31 @@ public protocol LabelValue {
 /// Labels are given as (name, value) pairs; nothing is collected into intermediate arrays.
 public struct MetricWriter {
     public let format: ExpositionFormat
-    public private(set) var bytes: [UInt8]
+    // Internal but inlinable: `sample` is generic over its labels and must be specialised in the
+    // collectors' module, or every call looks up tuple metadata at run time.
+    @usableFromInline internal var storage: [UInt8]
+    /// What has been written so far.
+    public var bytes: [UInt8] { self.storage }
     /// The current family's name, followed by the sample-name suffix being written.
-    private var name: [UInt8] = []
+    @usableFromInline internal var name: [UInt8] = []
 
     public init(format: ExpositionFormat, reusing buffer: [UInt8] = []) {
         self.format = format
-        self.bytes = buffer
-        self.bytes.removeAll(keepingCapacity: true)
+        self.storage = buffer
+        self.storage.removeAll(keepingCapacity: true)
         self.name.reserveCapacity(64)
     }
 
     /// Hands the buffer back (for reuse) and leaves the writer empty.
     public mutating func takeBytes() -> [UInt8] {
         var taken: [UInt8] = []
-        swap(&taken, &self.bytes)
+        swap(&taken, &self.storage)
         return taken
     }
 
     /// Appends bytes that are already valid exposition text (another writer's output).
     public mutating func append(contentsOf other: [UInt8]) {
-        self.bytes.append(contentsOf: other)
+        self.storage.append(contentsOf: other)
     }
 
     /// Starts a family: writes its `# HELP` and `# TYPE` lines.
@@ -89,71 +93,74 @@ public struct MetricWriter {
     public mutating func family(_ familyName: String, help: String, type: MetricType) {
         self.name.removeAll(keepingCapacity: true)
         appendUTF8(familyName, to: &self.name)
-        writeHeader(name: self.name, help: help, type: type, format: self.format, to: &self.bytes)
+        writeHeader(name: self.name, help: help, type: type, format: self.format, to: &self.storage)
     }
 
     /// Starts a family whose header was rendered once (see ``MetricFamily``): the cheap path for
     /// families written on every scrape.
     public mutating func family(_ family: MetricFamily) {
         self.name = family.name
-        self.bytes.append(contentsOf: self.format == .text ? family.textHeader : family.openMetricsHeader)
+        self.storage.append(contentsOf: self.format == .text ? family.textHeader : family.openMetricsHeader)
     }
 
     /// Writes one sample of the current family.
+    @inlinable
     public mutating func sample<each V: LabelValue>(_ value: Double, _ labels: repeat (StaticString, each V)) {
         self.sample(suffix: "", value, repeat each labels)
     }
 
     /// Writes one sample whose name is the family name plus `suffix` (`_bucket`, `_sum`, `_count`).
+    @inlinable
     public mutating func sample<each V: LabelValue>(
         suffix: StaticString,
         _ value: Double,
         _ labels: repeat (StaticString, each V)
     ) {
-        self.bytes.append(contentsOf: self.name)
-        suffix.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+        self.storage.append(contentsOf: self.name)
+        suffix.withUTF8Buffer { self.storage.append(contentsOf: $0) }
         var first = true
         for (labelName, labelValue) in repeat each labels {
-            self.bytes.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            self.storage.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
             first = false
-            labelName.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
-            self.bytes.append(UInt8(ascii: "="))
-            self.bytes.append(UInt8(ascii: "\""))
-            labelValue.appendEscapedLabelValue(to: &self.bytes)
-            self.bytes.append(UInt8(ascii: "\""))
+            labelName.withUTF8Buffer { self.storage.append(contentsOf: $0) }
+            self.storage.append(UInt8(ascii: "="))
+            self.storage.append(UInt8(ascii: "\""))
+            labelValue.appendEscapedLabelValue(to: &self.storage)
+            self.storage.append(UInt8(ascii: "\""))
         }
-        if !first { self.bytes.append(UInt8(ascii: "}")) }
-        self.bytes.append(UInt8(ascii: " "))
-        appendFloat(value, to: &self.bytes)
-        self.bytes.append(UInt8(ascii: "\n"))
+        if !first { self.storage.append(UInt8(ascii: "}")) }
+        self.storage.append(UInt8(ascii: " "))
+        appendFloat(value, to: &self.storage)
+        self.storage.append(UInt8(ascii: "\n"))
     }
 
     /// Writes one sample whose first labels were rendered once for many samples (a container's `id`,
     /// `name`, `image`…), followed by `labels`.
+    @inlinable
     public mutating func sample<each V: LabelValue>(
         _ value: Double,
         _ rendered: RenderedLabels,
         _ labels: repeat (StaticString, each V)
     ) {
-        self.bytes.append(contentsOf: self.name)
+        self.storage.append(contentsOf: self.name)
         var first = rendered.bytes.isEmpty
         if !first {
-            self.bytes.append(UInt8(ascii: "{"))
-            self.bytes.append(contentsOf: rendered.bytes)
+            self.storage.append(UInt8(ascii: "{"))
+            self.storage.append(contentsOf: rendered.bytes)
         }
         for (labelName, labelValue) in repeat each labels {
-            self.bytes.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            self.storage.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
             first = false
-            labelName.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
-            self.bytes.append(UInt8(ascii: "="))
-            self.bytes.append(UInt8(ascii: "\""))
-            labelValue.appendEscapedLabelValue(to: &self.bytes)
-            self.bytes.append(UInt8(ascii: "\""))
+            labelName.withUTF8Buffer { self.storage.append(contentsOf: $0) }
+            self.storage.append(UInt8(ascii: "="))
+            self.storage.append(UInt8(ascii: "\""))
+            labelValue.appendEscapedLabelValue(to: &self.storage)
+            self.storage.append(UInt8(ascii: "\""))
         }
-        if !first { self.bytes.append(UInt8(ascii: "}")) }
-        self.bytes.append(UInt8(ascii: " "))
-        appendFloat(value, to: &self.bytes)
-        self.bytes.append(UInt8(ascii: "\n"))
+        if !first { self.storage.append(UInt8(ascii: "}")) }
+        self.storage.append(UInt8(ascii: " "))
+        appendFloat(value, to: &self.storage)
+        self.storage.append(UInt8(ascii: "\n"))
     }
 
     /// Writes a sample whose labels are only known at run time (textfile metrics, container labels),
@@ -163,26 +170,26 @@ public struct MetricWriter {
         _ value: Double,
         dynamicLabels: [(name: String, value: String)]
     ) {
-        self.bytes.append(contentsOf: self.name)
-        suffix.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+        self.storage.append(contentsOf: self.name)
+        suffix.withUTF8Buffer { self.storage.append(contentsOf: $0) }
         for (index, label) in dynamicLabels.enumerated() {
-            self.bytes.append(index == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            appendUTF8(label.name, to: &self.bytes)
-            self.bytes.append(UInt8(ascii: "="))
-            self.bytes.append(UInt8(ascii: "\""))
-            label.value.appendEscapedLabelValue(to: &self.bytes)
-            self.bytes.append(UInt8(ascii: "\""))
+            self.storage.append(index == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            appendUTF8(label.name, to: &self.storage)
+            self.storage.append(UInt8(ascii: "="))
+            self.storage.append(UInt8(ascii: "\""))
+            label.value.appendEscapedLabelValue(to: &self.storage)
+            self.storage.append(UInt8(ascii: "\""))
         }
-        if !dynamicLabels.isEmpty { self.bytes.append(UInt8(ascii: "}")) }
-        self.bytes.append(UInt8(ascii: " "))
-        appendFloat(value, to: &self.bytes)
-        self.bytes.append(UInt8(ascii: "\n"))
+        if !dynamicLabels.isEmpty { self.storage.append(UInt8(ascii: "}")) }
+        self.storage.append(UInt8(ascii: " "))
+        appendFloat(value, to: &self.storage)
+        self.storage.append(UInt8(ascii: "\n"))
     }
 
     /// Ends the exposition: OpenMetrics requires a final `# EOF` line.
     public mutating func finish() {
         if self.format == .openMetrics {
-            self.bytes.append(contentsOf: "# EOF\n".utf8)
+            self.storage.append(contentsOf: "# EOF\n".utf8)
         }
     }
 }

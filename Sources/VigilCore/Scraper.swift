@@ -32,10 +32,17 @@ public final class Scraper: Sendable {
         }
     }
 
-    /// What one scrape produced.
+    /// What one scrape produced: the exposition in pieces (each collector's output, then vigil's own
+    /// families), sent or compressed one after the other rather than copied into one buffer.
     public struct Output: Sendable {
-        public var bytes: [UInt8]
+        public var segments: [[UInt8]]
         public let failedCollectors: [String]
+
+        /// The exposition's length in bytes.
+        public var count: Int { self.segments.reduce(0) { $0 + $1.count } }
+
+        /// The whole exposition in one buffer (tests, small outputs).
+        public var bytes: [UInt8] { Array(self.segments.joined()) }
     }
 
     let entries: [Entry]
@@ -253,12 +260,9 @@ public final class Scraper: Sendable {
         {
             self.dropRedefinedFamilies(at: position, of: &outcomes, run: run)
         }
+        var segments = outcomes.map(\.bytes).filter { !$0.isEmpty }
         var writer = MetricWriter(format: format, reusing: self.takeBuffer())
         var failed: [String] = []
-        for outcome in outcomes {
-            writer.append(contentsOf: outcome.bytes)
-            self.recycle(outcome.bytes)
-        }
         writer.family(
             "node_scrape_collector_duration_seconds",
             help: "node_exporter: Duration of a collector scrape.",
@@ -281,7 +285,8 @@ public final class Scraper: Sendable {
             source.write(into: &writer)
         }
         writer.finish()
-        return Output(bytes: writer.takeBytes(), failedCollectors: failed)
+        segments.append(writer.takeBytes())
+        return Output(segments: segments, failedCollectors: failed)
     }
 
     /// Drops the families of a collector whose names come from outside vigil (textfile) that another
@@ -308,12 +313,20 @@ public final class Scraper: Sendable {
         )
     }
 
-    /// Returns a scrape's response buffer for reuse once it has been sent.
+    /// Returns a buffer for reuse once its contents have been sent.
+    ///
+    /// Only buffers of ordinary size are kept: the one-off output of a node with a thousand containers is
+    /// freed, not kept resident until the next scrape.
     public func recycle(_ buffer: [UInt8]) {
-        guard buffer.capacity > 0 else { return }
+        guard buffer.capacity > 0, buffer.capacity <= 1 << 20 else { return }
         self.buffers.withLock { buffers in
             if buffers.count < 64 { buffers.append(buffer) }
         }
+    }
+
+    /// Returns every buffer of a scrape's output for reuse.
+    public func recycle(_ output: Output) {
+        for segment in output.segments { self.recycle(segment) }
     }
 
     /// A buffer from the scraper's pool (give it back with ``recycle(_:)``).

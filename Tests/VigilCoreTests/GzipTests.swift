@@ -11,6 +11,17 @@ import VigilCore
         #expect(try Gzip.decompress(compressed + Gzip.compress(Array("tail".utf8))) == text + Array("tail".utf8))
     }
 
+    @Test func compressesPartsAsOneStream() throws {
+        let parts: [[UInt8]] = [
+            Array("first part\n".utf8), [], Array(String(repeating: "x", count: 100_000).utf8), Array("end".utf8),
+        ]
+        var output: [UInt8] = [1, 2, 3]
+        Gzip.compress(parts, into: &output)
+        #expect(try Gzip.decompress(output) == Array(parts.joined()))
+        Gzip.compress([[UInt8]](), into: &output)
+        #expect(try Gzip.decompress(output) == [])
+    }
+
     @Test func refusesGarbageAndBombs() {
         #expect(throws: Gzip.DecompressionError.self) { try Gzip.decompress([1, 2, 3, 4]) }
         let bomb = Gzip.compress([UInt8](repeating: 0, count: 1 << 20))
