@@ -44,9 +44,17 @@ let package = Package(
         .executableTarget(name: "forward-receiver", dependencies: ["VigilForwardTestSupport"]),
         .executableTarget(name: "forward-bench", dependencies: ["VigilForward", "VigilForwardTestSupport", logging]),
         .target(
+            name: "VigilJournal",
+            dependencies: [
+                "CSystemd", "VigilCore", "VigilForward", logging,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "VigilAgent",
             dependencies: [
-                "VigilCore", "Collectors", "VigilForward", "CYAML", logging, nioCore, nioPosix, nioHTTP1,
+                "VigilCore", "Collectors", "VigilForward", "VigilJournal", "CYAML", logging, nioCore, nioPosix,
+                nioHTTP1,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
@@ -62,7 +70,14 @@ let package = Package(
             name: "VigilForwardTests",
             dependencies: ["VigilForward", "VigilForwardTestSupport", "VigilCore", logging]
         ),
-        .testTarget(name: "VigilAgentTests", dependencies: ["VigilAgent", "VigilCore", "Collectors"]),
+        .testTarget(
+            name: "VigilJournalTests",
+            dependencies: ["VigilJournal", "VigilForward", "VigilCore", "CSystemd", logging]
+        ),
+        .testTarget(
+            name: "VigilAgentTests",
+            dependencies: ["VigilAgent", "VigilCore", "Collectors", "VigilJournal", "VigilForward"]
+        ),
     ]
 )
 
