@@ -72,7 +72,10 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilJournalTests",
-            dependencies: ["VigilJournal", "VigilForward", "VigilCore", "CSystemd", logging]
+            dependencies: [
+                "VigilJournal", "VigilForward", "VigilCore", "CSystemd", logging,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "VigilAgentTests",
