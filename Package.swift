@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "vigil", targets: ["vigil"]),
         .library(name: "VigilCore", targets: ["VigilCore"]),
         .library(name: "Collectors", targets: ["Collectors"]),
+        .library(name: "VigilJournal", targets: ["VigilJournal"]),
         .library(name: "VigilAgent", targets: ["VigilAgent"]),
     ],
     dependencies: [

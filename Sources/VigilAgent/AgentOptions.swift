@@ -17,6 +17,8 @@ enum AgentOption {
     static let logLevel = "log.level"
     static let logFormat = "log.format"
     static let gomaxprocs = "runtime.gomaxprocs"
+    static let forwardTarget = "forward.target"
+    static let journalDryRun = "journal.dry-run"
 
     static let specs: [OptionSpec] = [
         OptionSpec(configFile, .string(""), help: "vigil's YAML configuration file (settings as in these flags)."),
@@ -57,6 +59,18 @@ enum AgentOption {
             help: "Only log messages with the given severity or above: debug, info, warn, error."
         ),
         OptionSpec(logFormat, .string("logfmt"), help: "Output format of log messages: logfmt or json."),
+        OptionSpec(
+            forwardTarget,
+            .strings([]),
+            help:
+                "Forward the journal to this Fluentd forward-protocol receiver, HOST:PORT (port 24224 when omitted). Repeatable; replaces forward.targets of the configuration file. Without a target vigil forwards nothing."
+        ),
+        OptionSpec(
+            journalDryRun,
+            .bool(false),
+            help:
+                "Print the records the journal forwarder would send, as JSON lines on standard output, instead of sending them (for setting up filters); the cursor file is neither read nor written."
+        ),
         OptionSpec(
             gomaxprocs,
             .integer(1),

@@ -407,7 +407,7 @@ private func convertText(
     }
 }
 
-private func parseBool(_ text: String) -> Bool? {
+func parseBool(_ text: String) -> Bool? {
     switch text.lowercased() {
     case "true", "yes", "on", "1": true
     case "false", "no", "off", "0": false
@@ -446,7 +446,7 @@ func formatDuration(_ duration: Duration) -> String {
 }
 
 /// Levenshtein distance, for "did you mean" hints.
-private func editDistance(_ a: String, _ b: String) -> Int {
+func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a.utf8)
     let b = Array(b.utf8)
     if a.isEmpty { return b.count }

@@ -95,8 +95,9 @@ public struct JournalConfiguration: Sendable {
     /// More `FIELD=value` matches.
     public var matches: [String]
     public var startPosition: StartPosition
-    /// Where the cursor of the last acknowledged entry is kept.
-    public var cursorFile: String
+    /// Where the cursor of the last acknowledged entry is kept; nil keeps none (the dry run, which
+    /// starts at ``startPosition`` and must not move the position of the real forwarder).
+    public var cursorFile: String?
     public var record: RecordFormat
     /// The tag of each record: text with `${FIELD}` or `${FIELD:-default}` expansions of journal fields
     /// (names as in the journal). A field that is absent, empty or not UTF-8 expands to its default, or
@@ -123,7 +124,7 @@ public struct JournalConfiguration: Sendable {
         maxPriority: Int? = nil,
         matches: [String] = [],
         startPosition: StartPosition = .head,
-        cursorFile: String = "/var/lib/vigil/journal.cursor",
+        cursorFile: String? = "/var/lib/vigil/journal.cursor",
         record: RecordFormat = RecordFormat(),
         tag: String = "journal",
         tagDefault: String = "unknown",

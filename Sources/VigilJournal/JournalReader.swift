@@ -160,14 +160,15 @@ private final class ReaderCore {
         case .missing:
             self.logger.info(
                 "no saved journal cursor; reading from the configured position",
-                metadata: ["position": "\(start)", "cursor_file": "\(self.configuration.cursorFile)"]
+                metadata: ["position": "\(start)", "cursor_file": "\(self.configuration.cursorFile ?? "none")"]
             )
             try self.seekStart(journal)
         case .corrupt(let reason):
             self.logger.error(
                 "the journal cursor file is corrupt; reading from the configured position instead",
                 metadata: [
-                    "cursor_file": "\(self.configuration.cursorFile)", "reason": "\(reason)", "position": "\(start)",
+                    "cursor_file": "\(self.configuration.cursorFile ?? "none")", "reason": "\(reason)",
+                    "position": "\(start)",
                 ]
             )
             try self.seekStart(journal)
@@ -180,7 +181,8 @@ private final class ReaderCore {
                 self.logger.error(
                     "the saved journal cursor is not usable; reading from the configured position instead",
                     metadata: [
-                        "cursor_file": "\(self.configuration.cursorFile)", "err": "\(error)", "position": "\(start)",
+                        "cursor_file": "\(self.configuration.cursorFile ?? "none")", "err": "\(error)",
+                        "position": "\(start)",
                     ]
                 )
                 try self.seekStart(journal)

@@ -23,7 +23,8 @@ public final class LogPipeline: Service {
     private let configuration: JournalConfiguration
     private let reader: JournalReader
     private let window: DeliveryWindow
-    private let store: CursorStore
+    /// Nil when no cursor is kept (dry run).
+    private let store: CursorStore?
     private let sink: any BatchSink
     private let pool: BlockingPool
     private let logger: Logger
@@ -49,22 +50,24 @@ public final class LogPipeline: Service {
             logger: logger
         )
         self.window = DeliveryWindow(size: configuration.window, metrics: metrics)
-        self.store = CursorStore(path: configuration.cursorFile)
+        self.store = configuration.cursorFile.map { CursorStore(path: $0) }
         self.sink = sink
         self.pool = pool
         self.logger = logger
     }
 
     public func run() async throws {
-        let store = self.store
-        do {
-            try await self.offload { () throws(FileError) in try store.prepareDirectory() }
-        } catch {
-            throw LogPipelineError(description: "cannot use the directory of the journal cursor file: \(error)")
+        var saved = CursorStore.Loaded.missing
+        if let store = self.store {
+            do {
+                try await self.offload { () throws(FileError) in try store.prepareDirectory() }
+            } catch {
+                throw LogPipelineError(description: "cannot use the directory of the journal cursor file: \(error)")
+            }
+            saved = await self.offload { store.load() }
         }
-        let saved = await self.offload { store.load() }
         do {
-            try await self.offload { () throws(JournalError) in try self.reader.open(saved: saved) }
+            try await self.offload { [saved] () throws(JournalError) in try self.reader.open(saved: saved) }
         } catch {
             throw LogPipelineError(description: "cannot read the journal: \(error)")
         }
@@ -72,7 +75,7 @@ public final class LogPipeline: Service {
             "log pipeline started",
             metadata: [
                 "source": "\(self.configuration.source)", "matches": "\(self.configuration.journalMatches)",
-                "tag": "\(self.configuration.tag)", "cursor_file": "\(self.configuration.cursorFile)",
+                "tag": "\(self.configuration.tag)", "cursor_file": "\(self.configuration.cursorFile ?? "none")",
             ]
         )
         let stop = StopSignal()
@@ -156,8 +159,8 @@ public final class LogPipeline: Service {
     /// Writes the cursor of the acknowledged prefix, at most once per `commitInterval`, and what is left
     /// once the window finishes.
     private func commitLoop() async {
-        let store = self.store
         while let cursor = await self.window.nextCommit() {
+            guard let store = self.store else { continue }
             do {
                 try await self.offload { () throws(FileError) in try store.save(cursor) }
                 self.metrics.cursorCommits.add(1, ordering: .relaxed)
