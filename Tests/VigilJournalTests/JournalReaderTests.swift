@@ -241,6 +241,24 @@ import Testing
         }
     }
 
+    @Test func keepsFollowingAcrossRotationAndVacuum() async throws {
+        try await Journald.with { journald in
+            let run = self.newRun()
+            let (reader, metrics) = try makeReader(self.configuration(journald, run: run))
+            var messages: [String] = []
+            for round in 0..<3 {
+                for index in 0..<10 { try journald.send([("MESSAGE", "m\(round * 10 + index)"), ("VIGIL_RUN", run)]) }
+                let (events, _) = try await readEvents(reader, count: 10)
+                messages += events.compactMap { $0.text("MESSAGE") }
+                // The file the reader is in becomes archived, then is deleted under it.
+                try journald.rotate()
+                if round > 0 { try journald.vacuum(keepFiles: 1) }
+            }
+            #expect(messages == (0..<30).map { "m\($0)" })
+            #expect(metrics.readErrors.loadRelaxed == 0)
+        }
+    }
+
     @Test func batchesEndOnCountBytesAndTagChanges() async throws {
         try await Journald.with { journald in
             let run = self.newRun()
