@@ -46,6 +46,11 @@ final class SectionParser {
         self.errors.append(ConfigurationError(origin: .file(path: self.file, line: line), key: key, reason: reason))
     }
 
+    /// Adds an error found elsewhere (a command-line flag of the same feature).
+    func add(_ error: ConfigurationError) {
+        self.errors.append(error)
+    }
+
     func error(in mapping: Mapping, _ key: String, _ reason: String) {
         self.error(mapping.line(of: key), mapping.key(key), reason)
     }

@@ -209,8 +209,15 @@ private final class ReaderCore {
     private func position(_ journal: Journal, after cursor: String) throws(JournalError) {
         // Whether the entry exists at all, whatever the filters (which may have changed since).
         journal.flushMatches()
-        try journal.seek(cursor: cursor)
-        let exists = journal.next() > 0 && journal.isCurrent(cursor: cursor)
+        let exists: Bool
+        do {
+            try journal.seek(cursor: cursor)
+            exists = journal.next() > 0 && journal.isCurrent(cursor: cursor)
+        } catch {
+            journal.flushMatches()
+            try journal.addMatches(self.matches)
+            throw error
+        }
         journal.flushMatches()
         try journal.addMatches(self.matches)
         try journal.seek(cursor: cursor)

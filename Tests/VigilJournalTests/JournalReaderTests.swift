@@ -199,15 +199,20 @@ import Testing
     @Test func anUnparsableCursorStartsFromTheConfiguredPosition() async throws {
         try await TemporaryDirectory.with { directory in
             let file = directory.file("plain.journal")
-            try makeJournalFile(at: file, entries: (0..<3).map { [("MESSAGE", "m\($0)")] })
+            try makeJournalFile(at: file, entries: (0..<4).map { [("MESSAGE", "m\($0)"), ("EVEN", "\($0 % 2 == 0)")] })
             let (logger, log) = RecordingLogHandler.logger()
             let (reader, _) = try makeReader(
-                JournalConfiguration(source: .files([file]), batching: .init(maxWait: .milliseconds(50))),
+                JournalConfiguration(
+                    source: .files([file]),
+                    matches: ["EVEN=true"],
+                    batching: .init(maxWait: .milliseconds(50))
+                ),
                 saved: .cursor("s=zz;i=zz;b=zz;m=zz;t=zz;x=zz"),
                 logger: logger
             )
-            let (events, _) = try await readEvents(reader, count: 3, timeout: .seconds(2))
-            #expect(events.compactMap { $0.text("MESSAGE") } == ["m0", "m1", "m2"])
+            let (events, _) = try await readEvents(reader, count: 3, timeout: .milliseconds(500))
+            // From the head, and still filtered.
+            #expect(events.compactMap { $0.text("MESSAGE") } == ["m0", "m2"])
             #expect(log.contains(.error, "not usable"))
         }
     }
