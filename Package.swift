@@ -47,8 +47,7 @@ let package = Package(
         .target(
             name: "VigilJournal",
             dependencies: [
-                "CSystemd", "VigilCore", "VigilForward", logging,
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "CSystemd", "VigilCore", "VigilForward", logging, serviceLifecycle,
             ]
         ),
         .target(
@@ -74,8 +73,8 @@ let package = Package(
         .testTarget(
             name: "VigilJournalTests",
             dependencies: [
-                "VigilJournal", "VigilForward", "VigilCore", "CSystemd", logging,
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "VigilJournal", "VigilForward", "VigilForwardTestSupport", "VigilCore", "CSystemd", logging,
+                serviceLifecycle,
             ]
         ),
         .testTarget(

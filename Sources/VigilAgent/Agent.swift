@@ -6,6 +6,8 @@ import ServiceLifecycle
 import Synchronization
 import UnixSignals
 public import VigilCore
+import VigilForward
+import VigilJournal
 
 #if canImport(Glibc)
 import Glibc
@@ -23,6 +25,10 @@ public final class Agent: Sendable {
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
     let configuration: LoadedConfiguration
+    /// The forward output and the log pipeline, in start order; empty when nothing is forwarded.
+    let logServices: [any Service]
+    /// What start-up says about the journal (forwarded where, dry run, or off).
+    let logSummary: String
     private let serviceGroup = Mutex<ServiceGroup?>(nil)
 
     /// Builds every component; configuration mistakes found on the way (a bad regex, include and
@@ -47,7 +53,13 @@ public final class Agent: Sendable {
                 errors.append(settings.error("collector.\(descriptor.name)", "\(error)"))
             }
         }
-        guard errors.isEmpty else { throw ConfigurationErrors(errors: errors) }
+        var logSetup: LogSetup?
+        do {
+            logSetup = try LogSetup(configuration)
+        } catch {
+            errors.append(contentsOf: error.errors)
+        }
+        guard errors.isEmpty, let logSetup else { throw ConfigurationErrors(errors: errors) }
         self.scraper = Scraper(
             entries: entries,
             knownNames: Set(CollectorCatalog.all.map(\.name)),
@@ -68,8 +80,56 @@ public final class Agent: Sendable {
             group: self.group,
             logger: logger
         )
+        self.logServices = try Self.makeLogServices(logSetup, configuration, self.scraper, self.group, logger)
+        self.logSummary = logSetup.summary
         self.logger = logger
         self.configuration = configuration
+    }
+
+    /// The forward output (or the dry-run printer) and the log pipeline. The output comes first: services
+    /// stop in reverse order, so the pipeline, stopped before it, can still have its last batches
+    /// acknowledged and commit them.
+    private static func makeLogServices(
+        _ setup: LogSetup,
+        _ configuration: LoadedConfiguration,
+        _ scraper: Scraper,
+        _ group: any EventLoopGroup,
+        _ logger: Logger
+    ) throws(ConfigurationErrors) -> [any Service] {
+        let origin: SettingOrigin = configuration.file.map { .file(path: $0, line: 0) } ?? .commandLine
+        var services: [any Service] = []
+        let sink: any BatchSink
+        if setup.dryRun {
+            sink = DryRunSink()
+        } else if let forward = setup.forward {
+            do {
+                let output = try ForwardOutput(configuration: forward, logger: logger, eventLoopGroup: group)
+                scraper.addSource(output.metrics)
+                services.append(output)
+                sink = output
+            } catch {
+                throw ConfigurationErrors(errors: [
+                    ConfigurationError(origin: origin, key: "forward", reason: "\(error)")
+                ])
+            }
+        } else {
+            return []
+        }
+        do {
+            let pipeline = try LogPipeline(
+                configuration: setup.journal,
+                sink: sink,
+                maxBatchBytes: setup.maxBatchBytes,
+                logger: logger
+            )
+            scraper.addSource(pipeline.metrics)
+            services.append(pipeline)
+        } catch {
+            throw ConfigurationErrors(errors: [
+                ConfigurationError(origin: origin, key: "journal.tag", reason: "\(error)")
+            ])
+        }
+        return services
     }
 
     /// Runs until SIGTERM or SIGINT (or ``shutdown()``), then shuts down gracefully: the HTTP endpoint
@@ -83,9 +143,12 @@ public final class Agent: Sendable {
                 "version": "\(vigilVersion)", "collectors": "\(self.scraper.collectorNames.joined(separator: ","))",
             ]
         )
+        self.logger.info("\(self.logSummary)")
+        // Reverse order on shutdown: HTTP stops first, then the log pipeline flushes and commits its
+        // cursor, then the forward output closes its connections.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: self.server)],
+                services: self.logServices.map { .init(service: $0) } + [.init(service: self.server)],
                 gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
                 logger: self.logger
             )

@@ -97,7 +97,7 @@ private func logfmtValue(_ value: String) -> String {
     return jsonString(value)
 }
 
-private func jsonString(_ value: String) -> String {
+func jsonString(_ value: String) -> String {
     var result = "\""
     for scalar in value.unicodeScalars {
         switch scalar {
