@@ -96,10 +96,8 @@ private func parseTarget(_ node: YAMLNode, path: String, parser: SectionParser) 
     }
     guard let mapping = parser.mapping(node, path: path) else { return nil }
     defer { parser.finish(mapping) }
-    guard let host = parser.string(mapping, "host"), !host.isEmpty else {
-        parser.error(mapping.line, mapping.key("host"), "every target needs a host")
-        return nil
-    }
+    let host = parser.string(mapping, "host") ?? ""
+    if host.isEmpty { parser.error(mapping.line, mapping.key("host"), "every target needs a host") }
     var target = ForwardConfiguration.Target(host: host)
     if let port = parser.integer(mapping, "port", in: 1...65535) { target.port = port }
     target.name = parser.string(mapping, "name")
@@ -130,7 +128,7 @@ private func parseTarget(_ node: YAMLNode, path: String, parser: SectionParser) 
     if (target.username == nil) != (target.password == nil) {
         parser.error(in: mapping, target.username == nil ? "password" : "username", "username and password go together")
     }
-    return target
+    return host.isEmpty ? nil : target
 }
 
 /// `HOST:PORT`, `[IPv6]:PORT`, or a host alone (port 24224).

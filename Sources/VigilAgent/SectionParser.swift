@@ -36,10 +36,13 @@ final class SectionParser {
     }
 
     let file: String
+    /// Where relative secret file names are looked up: systemd's `$CREDENTIALS_DIRECTORY`.
+    let credentialsDirectory: String?
     private(set) var errors: [ConfigurationError] = []
 
-    init(file: String) {
+    init(file: String, credentialsDirectory: String? = getenv("CREDENTIALS_DIRECTORY").map { String(cString: $0) }) {
         self.file = file
+        self.credentialsDirectory = credentialsDirectory
     }
 
     func error(_ line: Int, _ key: String, _ reason: String) {
@@ -187,7 +190,7 @@ final class SectionParser {
             return nil
         }
         var path = name
-        if !name.hasPrefix("/"), let directory = getenv("CREDENTIALS_DIRECTORY").map({ String(cString: $0) }) {
+        if !name.hasPrefix("/"), let directory = self.credentialsDirectory {
             path = directory + "/" + name
         }
         let bytes: [UInt8]

@@ -197,6 +197,12 @@ private final class ReaderCore {
         case .head:
             try journal.seekHead()
         case .tail:
+            guard journal.newestRealtime() != nil else {
+                // No journal file yet (journald or a namespace starting after vigil): whatever appears is
+                // new, and is read from its start.
+                try journal.seekHead()
+                return
+            }
             // Stand on the newest entry: it counts as read, and the next entry is the first new one.
             try journal.seekTail()
             _ = journal.previous()
@@ -362,6 +368,7 @@ private final class ReaderCore {
         self.journal = nil
     }
 
+    /// Opens the journal again and positions it after the last entry read (or where the first open did).
     private func reopen(stop: StopSignal) {
         do {
             let journal = try Journal(source: self.configuration.source)

@@ -20,7 +20,8 @@ import VigilForward
             source: .namespace(journald.namespace),
             matches: ["VIGIL_RUN=\(run)"],
             cursorFile: cursorFile,
-            batching: .init(maxEntries: maxEntries, maxWait: .milliseconds(100)),
+            // Batches end on their count (a long wait, so that a slow machine does not cut them shorter).
+            batching: .init(maxEntries: maxEntries, maxWait: .seconds(2)),
             window: window,
             commitInterval: .milliseconds(10),
             shutdownGrace: .milliseconds(500)
@@ -159,7 +160,7 @@ import VigilForward
                 let (logger, log) = RecordingLogHandler.logger()
                 let collector = CollectingSink()
                 let pipeline = try LogPipeline(
-                    configuration: self.configuration(journald, run: run, cursorFile: cursorFile),
+                    configuration: self.configuration(journald, run: run, cursorFile: cursorFile, maxEntries: 5),
                     sink: collector,
                     maxBatchBytes: 1_024_000,
                     logger: logger

@@ -27,11 +27,12 @@ final class Journald: @unchecked Sendable {
     private static let harnessDirectory = "/tmp/vigil-journal-harness"
     private static let journald = "/lib/systemd/systemd-journald"
 
-    /// Starts journald, runs `body`, then stops journald and cleans up.
-    static func with<T>(_ body: (Journald) async throws -> T) async throws -> T {
+    /// Starts journald (unless `started` is false: the body calls ``start()``), runs `body`, then stops
+    /// journald and cleans up.
+    static func with<T>(started: Bool = true, _ body: (Journald) async throws -> T) async throws -> T {
         let journald = try Journald()
         defer { journald.stop() }
-        try journald.start()
+        if started { try journald.start() }
         return try await body(journald)
     }
 
@@ -48,7 +49,8 @@ final class Journald: @unchecked Sendable {
     private var configurationFile: String { "/etc/systemd/journald@\(self.namespace).conf" }
     private var pidFile: String { "\(Journald.harnessDirectory)/\(self.namespace).pid" }
 
-    private func start() throws {
+    /// Starts journald and waits until it takes entries and has created its journal file.
+    func start() throws {
         try FileManager.default.createDirectory(atPath: Journald.harnessDirectory, withIntermediateDirectories: true)
         // Volatile storage keeps test journals off /var/log; no rate limit, so that tests can write fast.
         try "[Journal]\nStorage=volatile\nRateLimitIntervalSec=0\nRuntimeMaxFileSize=64M\n"
@@ -66,7 +68,7 @@ final class Journald: @unchecked Sendable {
             encoding: .utf8
         )
         let deadline = Date().addingTimeInterval(10)
-        while access(self.socketPath, F_OK) != 0 {
+        while access(self.socketPath, F_OK) != 0 || access(self.journalDirectory + "/system.journal", F_OK) != 0 {
             guard Date() < deadline, self.process.isRunning else {
                 throw HarnessError("journald did not create \(self.socketPath): \(self.journaldOutput)")
             }
