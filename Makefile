@@ -11,7 +11,7 @@ TEST_PACKAGES := $(BUILD_PACKAGES) prometheus prometheus-node-exporter systemd s
 
 ARGS ?=
 
-.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench bench-node bench-containers bench-systemd clean
+.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench bench-node bench-containers bench-systemd bench-journal clean
 
 define apt_install
 	@missing="$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
@@ -61,7 +61,7 @@ lint:
 	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources collectors Tests
 
 # Every side-by-side benchmark; each prints its figures as ratios against the reference it replaces.
-bench: bench-node bench-containers bench-systemd
+bench: bench-node bench-containers bench-systemd bench-journal
 
 # vigil vs node_exporter on this host, same collectors: CPU per scrape, steady RSS, latency under load.
 bench-node: release install-test-deps
@@ -76,6 +76,12 @@ bench-containers: release
 bench-systemd: release install-test-deps
 	$(call apt_install,python3)
 	python3 Benchmarks/systemd_bench.py --binary .build/release/vigil $(ARGS)
+
+# The journal forwarder (journal files → vigil → the strict forward receiver) against journalctl reading
+# the same files, in one run: throughput, CPU per entry, memory and CPU ratios. ARGS="--entries 500000".
+bench-journal: release install-test-deps
+	$(SWIFT) build -c release --product forward-receiver
+	python3 Benchmarks/journal_forward_compare.py --vigil .build/release/vigil $(ARGS)
 
 clean:
 	rm -rf .build

@@ -108,7 +108,9 @@ public struct JournalConfiguration: Sendable {
     public var tagDefault: String
     public var batching: Batching
     /// How many batches may be sent and not yet acknowledged; when that many are, reading pauses
-    /// (the journal is the buffer) until acks return.
+    /// (the journal is the buffer) until acks return. Batches in flight together may reach the receiver
+    /// in any order (entries within a batch keep journal order); 1 keeps strict order, at the cost of a
+    /// round trip per batch.
     public var window: Int
     /// The cursor is written to disk at most this often (acks in between only move it in memory);
     /// on shutdown the latest acknowledged position is always written.

@@ -67,6 +67,8 @@ private func parseForward(
         #expect(exposition.contains("# TYPE vigil_journal_entries_read_total counter"))
         #expect(exposition.contains("# HELP vigil_journal_lag_seconds "))
         #expect(exposition.contains("vigil_forward_"))
+        let lint = try runCommand("/usr/bin/promtool", ["check", "metrics"], input: Array(exposition.utf8))
+        #expect(!lint.output.contains("vigil_journal"), "\(lint.output)")
     }
 
     @Test(arguments: ["a:b:c", "host:0", "host:70000", ":24224", "[::1", "::1"])
