@@ -2,8 +2,8 @@
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Build needs: libsystemd (journal, sd-bus), zlib (gzip), libyaml (configuration file).
-BUILD_PACKAGES := libsystemd-dev zlib1g-dev libyaml-dev pkg-config
+# Build needs: libsystemd (journal, sd-bus), ISA-L (gzip), libyaml (configuration file).
+BUILD_PACKAGES := libsystemd-dev libisal-dev libyaml-dev pkg-config
 # Tests also start real components: Prometheus and promtool, node_exporter for side-by-side parity,
 # journald and journal-remote for the journal, systemd and dbus booted in a private namespace.
 TEST_PACKAGES := $(BUILD_PACKAGES) prometheus prometheus-node-exporter systemd systemd-journal-remote dbus \

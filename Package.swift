@@ -26,9 +26,9 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CIsal", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CYAML", providers: [.apt(["libyaml-dev"])]),
-        .target(name: "VigilCore", dependencies: ["CZlib", logging]),
+        .target(name: "VigilCore", dependencies: ["CIsal", logging]),
         .target(name: "Collectors", dependencies: ["VigilCore", "CSystemd", logging], path: "collectors"),
         .target(
             name: "VigilForward",

@@ -283,6 +283,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         routes.scraper.scrape(format: format, selection: selection, timeout: timeout) { promise.succeed($0) }
         promise.futureResult.assumeIsolated().whenSuccess { output in
             routes.limiter.release()
+            StartupPages.releaseOnce()
             if gzip {
                 var compressed = routes.scraper.takeBuffer()
                 Gzip.compress(output.segments, into: &compressed)

@@ -103,61 +103,461 @@ public struct MetricWriter {
         self.storage.append(contentsOf: self.format == .text ? family.textHeader : family.openMetricsHeader)
     }
 
-    /// Writes one sample of the current family.
+    // One overload per number of labels rather than a parameter pack: a pack's tuple element types are
+    // looked up at run time even in specialised code, which cost a locked metadata lookup per sample.
+
+    /// Writes one sample of the current family (or, with `suffix`, of its `_bucket`/`_sum`/`_count`).
     @inlinable
-    public mutating func sample<each V: LabelValue>(_ value: Double, _ labels: repeat (StaticString, each V)) {
-        self.sample(suffix: "", value, repeat each labels)
+    public mutating func sample(suffix: StaticString = "", _ value: Double) {
+        self.beginSample(suffix)
+        self.endSample(value, labelled: false)
     }
 
-    /// Writes one sample whose name is the family name plus `suffix` (`_bucket`, `_sum`, `_count`).
     @inlinable
-    public mutating func sample<each V: LabelValue>(
-        suffix: StaticString,
+    public mutating func sample<A: LabelValue>(
+        suffix: StaticString = "",
         _ value: Double,
-        _ labels: repeat (StaticString, each V)
+        _ l0: (StaticString, A)
     ) {
-        self.storage.append(contentsOf: self.name)
-        suffix.withUTF8Buffer { self.storage.append(contentsOf: $0) }
-        var first = true
-        for (labelName, labelValue) in repeat each labels {
-            self.storage.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            first = false
-            labelName.withUTF8Buffer { self.storage.append(contentsOf: $0) }
-            self.storage.append(UInt8(ascii: "="))
-            self.storage.append(UInt8(ascii: "\""))
-            labelValue.appendEscapedLabelValue(to: &self.storage)
-            self.storage.append(UInt8(ascii: "\""))
-        }
-        if !first { self.storage.append(UInt8(ascii: "}")) }
-        self.storage.append(UInt8(ascii: " "))
-        appendFloat(value, to: &self.storage)
-        self.storage.append(UInt8(ascii: "\n"))
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue, B: LabelValue>(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue>(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue, D: LabelValue>(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue, D: LabelValue, E: LabelValue>(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<
+        A: LabelValue,
+        B: LabelValue,
+        C: LabelValue,
+        D: LabelValue,
+        E: LabelValue,
+        F: LabelValue
+    >(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E),
+        _ l5: (StaticString, F)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.appendLabel(l5, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<
+        A: LabelValue,
+        B: LabelValue,
+        C: LabelValue,
+        D: LabelValue,
+        E: LabelValue,
+        F: LabelValue,
+        G: LabelValue
+    >(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E),
+        _ l5: (StaticString, F),
+        _ l6: (StaticString, G)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.appendLabel(l5, first: false)
+        self.appendLabel(l6, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<
+        A: LabelValue,
+        B: LabelValue,
+        C: LabelValue,
+        D: LabelValue,
+        E: LabelValue,
+        F: LabelValue,
+        G: LabelValue,
+        H: LabelValue
+    >(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E),
+        _ l5: (StaticString, F),
+        _ l6: (StaticString, G),
+        _ l7: (StaticString, H)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.appendLabel(l5, first: false)
+        self.appendLabel(l6, first: false)
+        self.appendLabel(l7, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<
+        A: LabelValue,
+        B: LabelValue,
+        C: LabelValue,
+        D: LabelValue,
+        E: LabelValue,
+        F: LabelValue,
+        G: LabelValue,
+        H: LabelValue,
+        I: LabelValue
+    >(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E),
+        _ l5: (StaticString, F),
+        _ l6: (StaticString, G),
+        _ l7: (StaticString, H),
+        _ l8: (StaticString, I)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.appendLabel(l5, first: false)
+        self.appendLabel(l6, first: false)
+        self.appendLabel(l7, first: false)
+        self.appendLabel(l8, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<
+        A: LabelValue,
+        B: LabelValue,
+        C: LabelValue,
+        D: LabelValue,
+        E: LabelValue,
+        F: LabelValue,
+        G: LabelValue,
+        H: LabelValue,
+        I: LabelValue,
+        J: LabelValue
+    >(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E),
+        _ l5: (StaticString, F),
+        _ l6: (StaticString, G),
+        _ l7: (StaticString, H),
+        _ l8: (StaticString, I),
+        _ l9: (StaticString, J)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.appendLabel(l5, first: false)
+        self.appendLabel(l6, first: false)
+        self.appendLabel(l7, first: false)
+        self.appendLabel(l8, first: false)
+        self.appendLabel(l9, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<
+        A: LabelValue,
+        B: LabelValue,
+        C: LabelValue,
+        D: LabelValue,
+        E: LabelValue,
+        F: LabelValue,
+        G: LabelValue,
+        H: LabelValue,
+        I: LabelValue,
+        J: LabelValue,
+        K: LabelValue
+    >(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E),
+        _ l5: (StaticString, F),
+        _ l6: (StaticString, G),
+        _ l7: (StaticString, H),
+        _ l8: (StaticString, I),
+        _ l9: (StaticString, J),
+        _ l10: (StaticString, K)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.appendLabel(l5, first: false)
+        self.appendLabel(l6, first: false)
+        self.appendLabel(l7, first: false)
+        self.appendLabel(l8, first: false)
+        self.appendLabel(l9, first: false)
+        self.appendLabel(l10, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<
+        A: LabelValue,
+        B: LabelValue,
+        C: LabelValue,
+        D: LabelValue,
+        E: LabelValue,
+        F: LabelValue,
+        G: LabelValue,
+        H: LabelValue,
+        I: LabelValue,
+        J: LabelValue,
+        K: LabelValue,
+        L: LabelValue
+    >(
+        suffix: StaticString = "",
+        _ value: Double,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E),
+        _ l5: (StaticString, F),
+        _ l6: (StaticString, G),
+        _ l7: (StaticString, H),
+        _ l8: (StaticString, I),
+        _ l9: (StaticString, J),
+        _ l10: (StaticString, K),
+        _ l11: (StaticString, L)
+    ) {
+        self.beginSample(suffix)
+        self.appendLabel(l0, first: true)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.appendLabel(l5, first: false)
+        self.appendLabel(l6, first: false)
+        self.appendLabel(l7, first: false)
+        self.appendLabel(l8, first: false)
+        self.appendLabel(l9, first: false)
+        self.appendLabel(l10, first: false)
+        self.appendLabel(l11, first: false)
+        self.endSample(value, labelled: true)
     }
 
     /// Writes one sample whose first labels were rendered once for many samples (a container's `id`,
-    /// `name`, `image`…), followed by `labels`.
+    /// `name`, `image`…), followed by up to five more.
     @inlinable
-    public mutating func sample<each V: LabelValue>(
+    public mutating func sample(_ value: Double, _ rendered: RenderedLabels) {
+        self.beginSample("")
+        self.appendRendered(rendered)
+        self.endSample(value, labelled: !rendered.bytes.isEmpty)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue>(_ value: Double, _ rendered: RenderedLabels, _ l0: (StaticString, A)) {
+        self.beginSample("")
+        self.appendRendered(rendered)
+        self.appendLabel(l0, first: rendered.bytes.isEmpty)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue, B: LabelValue>(
         _ value: Double,
         _ rendered: RenderedLabels,
-        _ labels: repeat (StaticString, each V)
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B)
     ) {
+        self.beginSample("")
+        self.appendRendered(rendered)
+        self.appendLabel(l0, first: rendered.bytes.isEmpty)
+        self.appendLabel(l1, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue>(
+        _ value: Double,
+        _ rendered: RenderedLabels,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C)
+    ) {
+        self.beginSample("")
+        self.appendRendered(rendered)
+        self.appendLabel(l0, first: rendered.bytes.isEmpty)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue, D: LabelValue>(
+        _ value: Double,
+        _ rendered: RenderedLabels,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D)
+    ) {
+        self.beginSample("")
+        self.appendRendered(rendered)
+        self.appendLabel(l0, first: rendered.bytes.isEmpty)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue, D: LabelValue, E: LabelValue>(
+        _ value: Double,
+        _ rendered: RenderedLabels,
+        _ l0: (StaticString, A),
+        _ l1: (StaticString, B),
+        _ l2: (StaticString, C),
+        _ l3: (StaticString, D),
+        _ l4: (StaticString, E)
+    ) {
+        self.beginSample("")
+        self.appendRendered(rendered)
+        self.appendLabel(l0, first: rendered.bytes.isEmpty)
+        self.appendLabel(l1, first: false)
+        self.appendLabel(l2, first: false)
+        self.appendLabel(l3, first: false)
+        self.appendLabel(l4, first: false)
+        self.endSample(value, labelled: true)
+    }
+
+    @inlinable
+    mutating func beginSample(_ suffix: StaticString) {
         self.storage.append(contentsOf: self.name)
-        var first = rendered.bytes.isEmpty
-        if !first {
-            self.storage.append(UInt8(ascii: "{"))
-            self.storage.append(contentsOf: rendered.bytes)
-        }
-        for (labelName, labelValue) in repeat each labels {
-            self.storage.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            first = false
-            labelName.withUTF8Buffer { self.storage.append(contentsOf: $0) }
-            self.storage.append(UInt8(ascii: "="))
-            self.storage.append(UInt8(ascii: "\""))
-            labelValue.appendEscapedLabelValue(to: &self.storage)
-            self.storage.append(UInt8(ascii: "\""))
-        }
-        if !first { self.storage.append(UInt8(ascii: "}")) }
+        suffix.withUTF8Buffer { self.storage.append(contentsOf: $0) }
+    }
+
+    @inlinable
+    mutating func appendRendered(_ rendered: RenderedLabels) {
+        guard !rendered.bytes.isEmpty else { return }
+        self.storage.append(UInt8(ascii: "{"))
+        self.storage.append(contentsOf: rendered.bytes)
+    }
+
+    @inlinable
+    mutating func appendLabel<V: LabelValue>(_ label: (StaticString, V), first: Bool) {
+        self.storage.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+        label.0.withUTF8Buffer { self.storage.append(contentsOf: $0) }
+        self.storage.append(UInt8(ascii: "="))
+        self.storage.append(UInt8(ascii: "\""))
+        label.1.appendEscapedLabelValue(to: &self.storage)
+        self.storage.append(UInt8(ascii: "\""))
+    }
+
+    @inlinable
+    mutating func endSample(_ value: Double, labelled: Bool) {
+        if labelled { self.storage.append(UInt8(ascii: "}")) }
         self.storage.append(UInt8(ascii: " "))
         appendFloat(value, to: &self.storage)
         self.storage.append(UInt8(ascii: "\n"))

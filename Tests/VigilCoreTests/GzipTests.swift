@@ -22,6 +22,19 @@ import VigilCore
         #expect(try Gzip.decompress(output) == [])
     }
 
+    @Test func incompressibleInputGrowsTheOutputBuffer() throws {
+        var generator = SystemRandomNumberGenerator()
+        let random = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let compressed = Gzip.compress(random)
+        #expect(compressed.count > random.count)
+        #expect(try Gzip.decompress(compressed) == random)
+    }
+
+    @Test func refusesTruncatedData() {
+        let compressed = Gzip.compress(Array(String(repeating: "abc", count: 10_000).utf8))
+        #expect(throws: Gzip.DecompressionError.self) { try Gzip.decompress(Array(compressed.dropLast(10))) }
+    }
+
     @Test func refusesGarbageAndBombs() {
         #expect(throws: Gzip.DecompressionError.self) { try Gzip.decompress([1, 2, 3, 4]) }
         let bomb = Gzip.compress([UInt8](repeating: 0, count: 1 << 20))
