@@ -27,6 +27,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CIsal", providers: [.apt(["libisal-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CYAML", providers: [.apt(["libyaml-dev"])]),
         .target(name: "VigilCore", dependencies: ["CIsal", logging]),
         .target(name: "Collectors", dependencies: ["VigilCore", "CSystemd", logging], path: "collectors"),
@@ -53,13 +54,14 @@ let package = Package(
         .target(
             name: "VigilAgent",
             dependencies: [
-                "VigilCore", "Collectors", "VigilForward", "VigilJournal", "CYAML", logging, nioCore, nioPosix,
+                "VigilCore", "Collectors", "VigilForward", "VigilJournal", "CYAML", "CMalloc", logging, nioCore,
+                nioPosix,
                 nioHTTP1,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        .executableTarget(name: "vigil", dependencies: ["VigilAgent"]),
+        .executableTarget(name: "vigil", dependencies: ["VigilAgent", "CMalloc"]),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(
             name: "CollectorsTests",

@@ -283,7 +283,6 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         routes.scraper.scrape(format: format, selection: selection, timeout: timeout) { promise.succeed($0) }
         promise.futureResult.assumeIsolated().whenSuccess { output in
             routes.limiter.release()
-            StartupPages.releaseOnce()
             if gzip {
                 var compressed = routes.scraper.takeBuffer()
                 Gzip.compress(output.segments, into: &compressed)
@@ -301,6 +300,8 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 self.respond(context, head, status: .ok, contentType: format.contentType, body: output.segments)
                 routes.scraper.recycle(output)
             }
+            ResidentMemory.releaseStartupPages()
+            ResidentMemory.trimHeapSoon()
         }
     }
 

@@ -29,10 +29,15 @@ public struct FileError: Error, CustomStringConvertible, Equatable {
 /// Reads pseudo-files into one reused buffer.
 ///
 /// Kernel files report a size of 0, so the buffer grows as a read fills it. A reader belongs to one
-/// thread at a time (each scrape worker has its own); the slices it returns share its buffer, so a
-/// slice kept across the next read is copied on write rather than overwritten.
-public final class FileReader {
+/// thread at a time (each scrape lane takes one from the scraper's pool); the slices it returns share
+/// its buffer, so a slice kept across the next read is copied on write rather than overwritten.
+public final class FileReader: @unchecked Sendable {
+    // @unchecked: not thread-safe; it is only ever handed from one thread to the next (through the
+    // scraper's pool), never used by two at once.
     private var buffer: [UInt8]
+    /// Small attribute files get their own buffer: collectors read them while still walking the lines
+    /// of a big file, whose slice would otherwise force a copy of the big buffer on every such read.
+    private var attributeBuffer: [UInt8] = []
 
     public init(capacity: Int = 16384) {
         self.buffer = [UInt8](repeating: 0, count: capacity)
@@ -62,12 +67,12 @@ public final class FileReader {
     public func readAttribute(_ path: String, limit: Int = 4096) throws(FileError) -> ArraySlice<UInt8> {
         let fd = try Self.open(path)
         defer { close(fd) }
-        if self.buffer.count < limit { self.buffer = [UInt8](repeating: 0, count: limit) }
-        let count = self.buffer.withUnsafeMutableBytes { raw in
+        if self.attributeBuffer.count < limit { self.attributeBuffer = [UInt8](repeating: 0, count: limit) }
+        let count = self.attributeBuffer.withUnsafeMutableBytes { raw in
             Glibc.read(fd, raw.baseAddress, limit)
         }
         guard count >= 0 else { throw FileError(path: path, errno: Glibc.errno, operation: "read") }
-        return self.buffer[0..<count]
+        return self.attributeBuffer[0..<count]
     }
 
     /// Reads a one-line attribute and returns it without surrounding whitespace.

@@ -57,6 +57,7 @@ public final class Scraper: Sendable {
     let timeout: Duration
     private let abandoned: Mutex<[Int]>
     private let buffers = Mutex<[[UInt8]]>([])
+    private let readers = Mutex<[FileReader]>([])
     private let sources = Mutex<[any MetricSource]>([])
 
     /// - Parameters:
@@ -165,7 +166,8 @@ public final class Scraper: Sendable {
 
     /// One lane: claims collectors in turn and runs them.
     private func lane(_ run: ScrapeRun, format: ExpositionFormat) {
-        let reader = FileReader()
+        // Readers are pooled: a fresh 16 KiB buffer per lane and scrape fragments the heap.
+        let reader = self.readers.withLock { $0.popLast() } ?? FileReader()
         let shared = run.shared
         while let position = run.claim() {
             let index = run.order[position]
@@ -227,6 +229,9 @@ public final class Scraper: Sendable {
                     metadata: ["collector": "\(entry.name)", "duration_seconds": "\(elapsed.seconds)"]
                 )
             }
+        }
+        self.readers.withLock { readers in
+            if readers.count < 8 { readers.append(reader) }
         }
         run.laneEnded()
     }
