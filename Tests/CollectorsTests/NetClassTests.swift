@@ -29,7 +29,7 @@ import VigilCore
                 var expected = number(property.file).map(Double.init)
                 if property.file == "speed" { expected = expected.map { $0 * 1_000_000 / 8 } }
                 #expect(
-                    collected.value(property.family, ["device": device]) == expected,
+                    collected.value(property.family.nameString, ["device": device]) == expected,
                     "\(property.file) of \(device)"
                 )
             }

@@ -41,13 +41,15 @@ struct ARPCollector: Collector {
         var wroteFamily = false
         for (device, count) in table.devices where self.devices.allows(String(decoding: device, as: UTF8.self)) {
             if !wroteFamily {
-                writer.family("node_arp_entries", help: "ARP entries by device", type: .gauge)
+                writer.family(arpEntries)
                 wroteFamily = true
             }
             writer.sample(Double(count), ("device", device))
         }
     }
 }
+
+private let arpEntries = MetricFamily("node_arp_entries", help: "ARP entries by device", type: .gauge)
 
 /// Entries of `/proc/net/arp` counted per device (the sixth field), sorted by device name.
 struct ARPTable: Equatable {

@@ -23,37 +23,42 @@ struct ConntrackCollector: Collector {
     private let headers = LayoutCache<[Int]>(capacity: 4)
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
-        for (file, name, help) in [
-            (
-                self.count, "node_nf_conntrack_entries",
-                "Number of currently allocated flow entries for connection tracking."
-            ),
-            (self.limit, "node_nf_conntrack_entries_limit", "Maximum size of connection tracking table."),
-        ] {
+        for (file, family) in [(self.count, conntrackEntries), (self.limit, conntrackLimit)] {
             guard let value = try context.reader.read(file).trimmed().parseUInt64() else {
                 throw CollectorError.failed("\(file.path) does not hold a number")
             }
-            writer.family(name, help: help, type: .gauge)
+            writer.family(family)
             writer.sample(Double(value))
         }
         guard let bytes = try context.reader.readIfPresent(self.statistics) else {
             // node_exporter, too, serves the two gauges and reports no data.
             throw CollectorError.noData("\(self.statistics.path) does not exist")
         }
-        let totals = sumConntrackStatistics(bytes) { self.headers.layout(for: $0) { conntrackColumns($0) } }
+        let totals = sumConntrackStatistics(bytes) { self.headers.layout(for: $0, make: conntrackColumns) }
         if totals.brokenRows > 0 {
             context.recordFailure("\(totals.brokenRows) unreadable row(s) in \(self.statistics.path)")
         }
         for (statistic, total) in zip(conntrackStatistics, totals.values) {
             guard let total else { continue }
-            writer.family(statistic.family, help: statistic.help, type: .gauge)
+            writer.family(statistic.family)
             writer.sample(Double(total))
         }
     }
 }
 
+private let conntrackEntries = MetricFamily(
+    "node_nf_conntrack_entries",
+    help: "Number of currently allocated flow entries for connection tracking.",
+    type: .gauge
+)
+private let conntrackLimit = MetricFamily(
+    "node_nf_conntrack_entries_limit",
+    help: "Maximum size of connection tracking table.",
+    type: .gauge
+)
+
 /// The columns of `/proc/net/stat/nf_conntrack` node_exporter exports, as its families.
-let conntrackStatistics: [(column: String, family: String, help: String)] = [
+let conntrackStatistics: [(column: String, family: MetricFamily)] = [
     ("found", "Number of searched entries which were successful."),
     ("invalid", "Number of packets seen which can not be tracked."),
     ("ignore", "Number of packets seen which are already connected to a conntrack entry."),
@@ -65,7 +70,9 @@ let conntrackStatistics: [(column: String, family: String, help: String)] = [
         "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached."
     ),
     ("search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
-].map { column, help in (column, "node_nf_conntrack_stat_" + column, help) }
+].map { column, help in
+    (column, MetricFamily("node_nf_conntrack_stat_" + column, help: help, type: .gauge))
+}
 
 /// For each column the header names, the index of its statistic in `conntrackStatistics`, or -1.
 func conntrackColumns(_ header: ArraySlice<UInt8>) -> [Int] {

@@ -82,16 +82,12 @@ struct NetClassCollector: Collector {
 
     private func write(_ readings: NetClassReadings, into writer: inout MetricWriter) {
         guard !readings.names.isEmpty else { return }
-        writer.family("node_network_up", help: "Value is 1 if operstate is 'up', 0 otherwise.", type: .gauge)
+        writer.family(networkUp)
         for device in readings.names.indices {
             let up = readings.text(device, .operstate).elementsEqual("up".utf8)
             writer.sample(up ? 1 : 0, ("device", readings.names[device]))
         }
-        writer.family(
-            "node_network_info",
-            help: "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
-            type: .gauge
-        )
+        writer.family(networkInfo)
         for device in readings.names.indices {
             let adminState: String
             if let flags = readings.number(device, flagsAttribute) {
@@ -113,7 +109,7 @@ struct NetClassCollector: Collector {
         for (attribute, property) in netClassProperties.enumerated() {
             let devices = readings.names.indices
             guard devices.contains(where: { self.value(readings, $0, attribute) != nil }) else { continue }
-            writer.family(property.family, help: property.help, type: property.type)
+            writer.family(property.family)
             for device in devices {
                 guard let value = self.value(readings, device, attribute) else { continue }
                 writer.sample(value, ("device", readings.names[device]))
@@ -135,18 +131,25 @@ enum NetClassText: Int, CaseIterable {
     case address, broadcast, duplex, ifalias, operstate
 }
 
+private let networkUp = MetricFamily(
+    "node_network_up",
+    help: "Value is 1 if operstate is 'up', 0 otherwise.",
+    type: .gauge
+)
+private let networkInfo = MetricFamily(
+    "node_network_info",
+    help: "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+    type: .gauge
+)
+
 /// A numeric attribute and the family node_exporter exports it as.
 struct NetClassProperty {
     let file: String
-    let family: String
-    let help: String
-    let type: MetricType
+    let family: MetricFamily
 
     init(_ file: String, _ name: String, _ type: MetricType = .gauge) {
         self.file = file
-        self.family = "node_network_" + name
-        self.help = "Network device property: " + name
-        self.type = type
+        self.family = MetricFamily("node_network_" + name, help: "Network device property: " + name, type: type)
     }
 }
 

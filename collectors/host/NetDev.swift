@@ -50,7 +50,7 @@ struct NetDevCollector: Collector {
         let order = table.sortedDevices { self.devices.allows(String(decoding: $0, as: UTF8.self)) }
         for statistic in netDevStatistics.indices {
             guard order.contains(where: { table.value(device: $0, statistic: statistic) != nil }) else { continue }
-            writer.family(netDevFamilies[statistic].name, help: netDevFamilies[statistic].help, type: .counter)
+            writer.family(netDevFamilies[statistic])
             for device in order {
                 guard let value = table.value(device: device, statistic: statistic) else { continue }
                 writer.sample(Double(value), ("device", table.names[device]))
@@ -67,9 +67,9 @@ let netDevStatistics: [(direction: String, column: String)] = [
     ("transmit", "fifo"), ("transmit", "colls"), ("transmit", "carrier"), ("transmit", "compressed"),
 ]
 
-private let netDevFamilies: [(name: String, help: String)] = netDevStatistics.map { statistic in
+private let netDevFamilies = netDevStatistics.map { statistic in
     let key = statistic.direction + "_" + statistic.column
-    return ("node_network_" + key + "_total", "Network device statistic " + key + ".")
+    return MetricFamily("node_network_" + key + "_total", help: "Network device statistic " + key + ".", type: .counter)
 }
 
 /// `/proc/net/dev` parsed: device names (slices of the read buffer) and their statistics.

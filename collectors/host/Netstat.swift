@@ -115,6 +115,6 @@ private struct NetstatNamer {
         let key = proto + "_" + field
         let name = "node_netstat_" + key
         guard self.fields.matches(key), isValidMetricName(name), self.seen.insert(name).inserted else { return [] }
-        return [NumberLayout.Family(name: name, help: "Statistic " + proto + field + ".", type: .untyped)]
+        return [NumberLayout.Family(name, help: "Statistic " + proto + field + ".", type: .untyped)]
     }
 }

@@ -10,11 +10,16 @@ import VigilCore
 /// shape and writing each number as the sample of the families the layout gives it.
 struct NumberLayout: Sendable {
     /// A family with a single unlabelled sample: the number times `scale`.
-    struct Family: Sendable, Equatable {
-        var name: String
-        var help: String
-        var type: MetricType
+    struct Family: Sendable {
+        var family: MetricFamily
         var scale: Double = 1
+
+        init(_ name: String, help: String, type: MetricType, scale: Double = 1) {
+            self.family = MetricFamily(name, help: help, type: type)
+            self.scale = scale
+        }
+
+        var name: String { self.family.nameString }
     }
 
     /// The shape the layout was made from.
@@ -104,7 +109,7 @@ struct NumberLayout: Sendable {
         guard matches && number == self.numberCount else { return false }
         for (number, value) in values {
             for family in self.families(ofNumber: number) {
-                writer.family(family.name, help: family.help, type: family.type)
+                writer.family(family.family)
                 writer.sample(value * family.scale)
             }
         }

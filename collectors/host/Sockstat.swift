@@ -69,7 +69,7 @@ func sockstatLayout(_ shape: NumberShape, pageSize: Double) -> NumberLayout {
                     if key == "used" && fileIndex == 0 {
                         families.append(
                             .init(
-                                name: "node_sockstat_sockets_used",
+                                "node_sockstat_sockets_used",
                                 help: "Number of IPv4 sockets in use.",
                                 type: .gauge
                             )
@@ -92,7 +92,7 @@ private let sockstatFields: Set<String> = ["inuse", "orphan", "tw", "alloc", "me
 
 private func sockstatFamily(_ proto: String, _ field: String, scale: Double = 1) -> NumberLayout.Family {
     NumberLayout.Family(
-        name: "node_sockstat_" + proto + "_" + field,
+        "node_sockstat_" + proto + "_" + field,
         help: "Number of " + proto + " sockets in state " + field + ".",
         type: .gauge,
         scale: scale

@@ -28,11 +28,7 @@ struct UDPQueuesCollector: Collector {
                 context.recordFailure("\(queues.brokenLines) unreadable line(s) in \(file.path)")
             }
             if !wroteFamily {
-                writer.family(
-                    "node_udp_queues",
-                    help: "Number of allocated memory in the kernel for UDP datagrams in bytes.",
-                    type: .gauge
-                )
+                writer.family(udpQueues)
                 wroteFamily = true
             }
             writer.sample(Double(queues.rx), ("ip", ip), ("queue", "rx"))
@@ -43,6 +39,12 @@ struct UDPQueuesCollector: Collector {
         }
     }
 }
+
+private let udpQueues = MetricFamily(
+    "node_udp_queues",
+    help: "Number of allocated memory in the kernel for UDP datagrams in bytes.",
+    type: .gauge
+)
 
 /// The summed queues of one `/proc/net/udp{,6}` file.
 struct UDPQueues: Equatable {
