@@ -130,6 +130,50 @@ import VigilCore
         #expect(try collect(collector, roots: roots).value("node_network_mtu_bytes", ["device": "eth0"]) == 1280)
     }
 
+    /// On a real kernel: an interface whose files are kept open is removed and one of the same name
+    /// created; the old files answer ENODEV and the new interface's are read. In a network namespace
+    /// of its own (with its own sysfs mount), so the host's interfaces are untouched.
+    @Test(.enabled(if: canCreateNetworkNamespaces())) func readsAnInterfaceCreatedAgainNotTheRemovedOne() throws {
+        let namespace = Process()
+        namespace.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        namespace.arguments = ["--net", "sleep", "600"]
+        try namespace.run()
+        defer { namespace.terminate() }
+        let ip = { (arguments: String) throws in
+            try run("/usr/bin/nsenter", ["--net=/proc/\(namespace.processIdentifier)/ns/net", "ip"] + words(arguments))
+        }
+        // The namespace exists once unshare has exec'd sleep.
+        while (try? FileSystem.readLink("/proc/\(namespace.processIdentifier)/exe"))?.hasSuffix("sleep") != true {
+            usleep(10_000)
+        }
+        try ip("link add vigil0 type ifb")
+        try ip("link set vigil0 mtu 1400")
+        let sysfs = "/tmp/vigil-net-sysfs-\(getpid())"
+        try FileManager.default.createDirectory(atPath: sysfs, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: sysfs) }
+        // sysfs shows the network namespace of whoever mounts it.
+        try run(
+            "/usr/bin/nsenter",
+            ["--net=/proc/\(namespace.processIdentifier)/ns/net", "mount", "-t", "sysfs", "sysfs", sysfs]
+        )
+        defer { try? run("/usr/bin/umount", [sysfs]) }
+
+        let roots = PathRoots(sysfs: sysfs)
+        let collector = try makeCollector(NetClassCollector.descriptor, roots: roots)
+        let before = try collect(collector, roots: roots)
+        #expect(before.value("node_network_mtu_bytes", ["device": "vigil0"]) == 1400)
+        try ip("link del vigil0")
+        try ip("link add vigil0 type ifb")
+        try ip("link set vigil0 mtu 1280")
+        let after = try collect(collector, roots: roots)
+        #expect(after.failures.isEmpty)
+        #expect(after.value("node_network_mtu_bytes", ["device": "vigil0"]) == 1280)
+        #expect(
+            after.value("node_network_iface_id", ["device": "vigil0"])
+                != before.value("node_network_iface_id", ["device": "vigil0"])
+        )
+    }
+
     @Test func parsesDecimalAndHexadecimalNumbers() {
         #expect(parseNetClassNumber(ArraySlice("1500".utf8)) == 1500)
         #expect(parseNetClassNumber(ArraySlice("-1".utf8)) == -1)
@@ -149,6 +193,26 @@ private func kernelRefusesLoopbackSpeed() -> Bool {
         return false
     } catch {
         return error.errno == EINVAL
+    }
+}
+
+/// Whether this test may create network namespaces and mount sysfs (root, with the tools).
+private func canCreateNetworkNamespaces() -> Bool {
+    getuid() == 0
+        && ["/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/umount", "/usr/sbin/ip"].allSatisfy(FileSystem.exists)
+}
+
+/// Runs a command to its end; throws when it fails.
+private func run(_ executable: String, _ arguments: [String]) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw CollectorError.failed(
+            "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)"
+        )
     }
 }
 
