@@ -6,7 +6,7 @@ import VigilCore
 @Suite struct ConntrackTests {
     /// The per-CPU rows of a tree's `/proc/net/stat/nf_conntrack` summed by column name, worked out here.
     private func sums(_ tree: String) throws -> [String: Double] {
-        let lines = try fixtureText(tree, "proc/net/stat/nf_conntrack").split(separator: "\n")
+        let lines = try fixtureText(tree + "/proc/net/stat/nf_conntrack").split(separator: "\n")
         let names = words(lines[0])
         var sums: [String: Double] = [:]
         for line in lines.dropFirst() where words(line).count == names.count {
@@ -18,8 +18,8 @@ import VigilCore
     @Test func collectsARecordedHost() throws {
         let collected = try collect(ConntrackCollector.descriptor, roots: fixtureRoots("debian12"))
         #expect(collected.failures.isEmpty)
-        let count = try fixtureText("debian12", "proc/sys/net/netfilter/nf_conntrack_count")
-        let max = try fixtureText("debian12", "proc/sys/net/netfilter/nf_conntrack_max")
+        let count = try fixtureText("debian12/proc/sys/net/netfilter/nf_conntrack_count")
+        let max = try fixtureText("debian12/proc/sys/net/netfilter/nf_conntrack_max")
         #expect(collected.value("node_nf_conntrack_entries") == Double(count.dropLast()))
         #expect(collected.value("node_nf_conntrack_entries_limit") == Double(max.dropLast()))
         let sums = try self.sums("debian12")
@@ -33,7 +33,7 @@ import VigilCore
 
     @Test func matchesNodeExporter() throws {
         let collected = try collect(ConntrackCollector.descriptor, roots: fixtureRoots("debian12"))
-        try expectSameAsNodeExporter(collected) { $0.hasPrefix("node_nf_conntrack_") }
+        expectSameFamilies(collected.families, try golden("debian12-conntrack"))
     }
 
     @Test func anOlderKernelsColumnsAndABrokenRow() throws {

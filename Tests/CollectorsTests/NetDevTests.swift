@@ -8,7 +8,7 @@ import VigilCore
         let collected = try collect(NetDevCollector.descriptor, roots: fixtureRoots("debian12"))
         #expect(collected.failures.isEmpty)
         // Work the expected values out of the file: header column names, then `name: values`.
-        let lines = try fixtureText("debian12", "proc/net/dev").split(separator: "\n")
+        let lines = try fixtureText("debian12/proc/net/dev").split(separator: "\n")
         let sections = lines[1].split(separator: "|")
         let receive = words(sections[1])
         let transmit = words(sections[2])
@@ -29,17 +29,14 @@ import VigilCore
 
     @Test func matchesNodeExporter() throws {
         let collected = try collect(NetDevCollector.descriptor, roots: fixtureRoots("debian12"))
-        try expectSameAsNodeExporter(collected) { name in
-            (name.hasPrefix("node_network_receive_") || name.hasPrefix("node_network_transmit_"))
-                && name.hasSuffix("_total")
-        }
+        expectSameFamilies(collected.families, try golden("debian12-netdev"))
     }
 
     @Test func readsColumnsByTheirHeaderNames() throws {
         // An older kernel's header without the compressed and multicast columns: those families are
         // missing rather than filled from the wrong column.
         let table = try #require(
-            parseNetDev(
+            parseNetDevTable(
                 ArraySlice(
                     """
                     Inter-|   Receive                  |  Transmit
@@ -81,11 +78,11 @@ import VigilCore
     }
 
     @Test func rejectsFilesWithoutHeader() {
-        #expect(parseNetDev([]) == nil)
-        #expect(parseNetDev(ArraySlice("Inter-|   Receive\n".utf8)) == nil)
-        #expect(parseNetDev(ArraySlice("garbage\nmore garbage\n  lo: 1 2 3\n".utf8)) == nil)
+        #expect(parseNetDevTable([]) == nil)
+        #expect(parseNetDevTable(ArraySlice("Inter-|   Receive\n".utf8)) == nil)
+        #expect(parseNetDevTable(ArraySlice("garbage\nmore garbage\n  lo: 1 2 3\n".utf8)) == nil)
         // A header and no devices is an empty table.
-        let empty = parseNetDev(ArraySlice("Inter-| Receive | Transmit\n face |bytes|bytes\n".utf8))
+        let empty = parseNetDevTable(ArraySlice("Inter-| Receive | Transmit\n face |bytes|bytes\n".utf8))
         #expect(empty?.names.isEmpty == true)
     }
 

@@ -40,7 +40,7 @@ struct NetDevCollector: Collector {
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let bytes = try context.reader.read(self.file)
-        let table = parseNetDev(bytes) { self.headers.layout(for: $0, make: netDevColumns) }
+        let table = parseNetDevTable(bytes) { self.headers.layout(for: $0, make: netDevColumns) }
         guard let table else {
             throw CollectorError.failed("no header line naming the columns in \(self.file.path)")
         }
@@ -117,7 +117,7 @@ func netDevColumns(_ header: ArraySlice<UInt8>) -> [Int]? {
 
 /// Parses `/proc/net/dev`: two header lines, then `name: value…` per device, the values in the
 /// order `columns` reads from the second header line. Nil when the header is missing or unreadable.
-func parseNetDev(
+func parseNetDevTable(
     _ bytes: ArraySlice<UInt8>,
     columns: (ArraySlice<UInt8>) -> [Int]? = netDevColumns
 ) -> NetDevTable? {
