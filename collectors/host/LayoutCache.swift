@@ -8,9 +8,9 @@ import Musl
 
 /// What a header line means (which columns hold which families), worked out once per distinct header.
 ///
-/// Header lines of `/proc/net/dev`, `/proc/net/netstat` or `/proc/net/stat/nf_conntrack` change only
-/// with the kernel, so a scrape compares the header bytes with the remembered ones instead of
-/// splitting, naming and regex-matching every column again.
+/// Header lines of `/proc/net/dev` or `/proc/net/stat/nf_conntrack` change only with the kernel, so a
+/// scrape compares the header bytes with the remembered ones instead of splitting and naming every
+/// column again.
 final class LayoutCache<Layout: Sendable>: Sendable {
     private let entries = Mutex<[(header: [UInt8], layout: Layout)]>([])
     /// More distinct headers than this means something is unusual; start over rather than grow.

@@ -129,16 +129,18 @@ final class CurrentLayout: Sendable {
         context: ScrapeContext,
         make: (NumberShape) -> NumberLayout
     ) {
-        var layout = self.layout.withLock { $0 }
-        if layout == nil || !layout!.write(files, into: &writer) {
+        let current = self.layout.withLock { $0 }
+        let layout: NumberLayout
+        if let current, current.write(files, into: &writer) {
+            layout = current
+        } else {
             var shape = NumberShape(capacity: files.reduce(files.count) { $0 + $1.count })
             for file in files { shape.append(file: file) }
-            let made = make(shape)
-            self.layout.withLock { $0 = made }
-            _ = made.write(files, into: &writer)
-            layout = made
+            layout = make(shape)
+            self.layout.withLock { $0 = layout }
+            _ = layout.write(files, into: &writer)
         }
-        for problem in layout!.problems { context.recordFailure(problem) }
+        for problem in layout.problems { context.recordFailure(problem) }
     }
 }
 
