@@ -62,16 +62,38 @@ public final class FileReader: @unchecked Sendable {
         }
     }
 
+    /// Reads a kept-open file that may not exist on this host (`/proc/net/snmp6` without IPv6); nil
+    /// when it does not.
+    public func readIfPresent(_ file: KeptOpenFile) throws(FileError) -> ArraySlice<UInt8>? {
+        do {
+            return try self.read(file)
+        } catch  where error.isNotFound {
+            return nil
+        }
+    }
+
     /// Reads at most `limit` bytes with one `read(2)`: sysfs attributes whose drivers may answer
     /// EAGAIN forever (hwmon) get one bounded attempt and no retry.
     public func readAttribute(_ path: String, limit: Int = 4096) throws(FileError) -> ArraySlice<UInt8> {
         let fd = try Self.open(path)
         defer { close(fd) }
+        return try self.readOnce(fd: fd, limit: limit) { path }
+    }
+
+    /// One `read(2)` (or `pread(2)` at `offset`) of at most `limit` bytes from an open file; `path`
+    /// names it in the error.
+    func readOnce(
+        fd: Int32,
+        limit: Int,
+        offset: off_t? = nil,
+        path: () -> String
+    ) throws(FileError) -> ArraySlice<UInt8> {
         if self.attributeBuffer.count < limit { self.attributeBuffer = [UInt8](repeating: 0, count: limit) }
         let count = self.attributeBuffer.withUnsafeMutableBytes { raw in
-            Glibc.read(fd, raw.baseAddress, limit)
+            if let offset { return pread(fd, raw.baseAddress, limit, offset) }
+            return Glibc.read(fd, raw.baseAddress, limit)
         }
-        guard count >= 0 else { throw FileError(path: path, errno: Glibc.errno, operation: "read") }
+        guard count >= 0 else { throw FileError(path: path(), errno: Glibc.errno, operation: "read") }
         return self.attributeBuffer[0..<count]
     }
 

@@ -45,3 +45,9 @@ for tree in debian12 handmade; do
             --collector.$collector --collector.stat.softirq
     done
 done
+# The network collectors on the recorded host, reading /proc as vigil does (netlink off); Debian's
+# build excludes lo from netdev by default, upstream does not.
+for collector in netdev netclass netstat sockstat conntrack udp_queues arp; do
+    record debian12-$collector --path.procfs=debian12/proc --path.sysfs=debian12/sys --collector.$collector \
+        --no-collector.netdev.netlink --collector.netdev.device-exclude='^$'
+done

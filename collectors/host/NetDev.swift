@@ -1,0 +1,157 @@
+import VigilCore
+
+/// Interface counters from `/proc/net/dev` as `node_network_{receive,transmit}_<stat>_total{device}`.
+///
+/// node_exporter 1.12.1 reads rtnetlink by default; this is its `--no-collector.netdev.netlink` path,
+/// the one fixture trees can reproduce. Columns are found by the header's names, so a kernel with
+/// fewer columns gets fewer families rather than shifted values.
+struct NetDevCollector: Collector {
+    static let descriptor = CollectorDescriptor(
+        name: "netdev",
+        enabledByDefault: true,
+        help: "network interface statistics from /proc/net/dev",
+        options: [
+            OptionSpec(
+                "collector.netdev.device-include",
+                .regex(""),
+                help: "Regexp of net devices to include (mutually exclusive to device-exclude).",
+                aliases: ["collector.netdev.device-whitelist"]
+            ),
+            OptionSpec(
+                "collector.netdev.device-exclude",
+                .regex(""),
+                help: "Regexp of net devices to exclude (mutually exclusive to device-include).",
+                aliases: ["collector.netdev.device-blacklist"]
+            ),
+        ]
+    ) { setup in
+        NetDevCollector(
+            file: KeptOpenFile(setup.paths.proc("net/dev")),
+            devices: try setup.nameFilter(
+                include: "collector.netdev.device-include",
+                exclude: "collector.netdev.device-exclude"
+            )
+        )
+    }
+
+    let file: KeptOpenFile
+    let devices: NameFilter
+    private let headers = LayoutCache<[Int]?>()
+
+    func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
+        let bytes = try context.reader.read(self.file)
+        let table = parseNetDevTable(bytes) { self.headers.layout(for: $0, make: netDevColumns) }
+        guard let table else {
+            throw CollectorError.failed("no header line naming the columns in \(self.file.path)")
+        }
+        if table.brokenLines > 0 {
+            context.recordFailure("\(table.brokenLines) unreadable line(s) in \(self.file.path)")
+        }
+        let order = table.sortedDevices { self.devices.allows(String(decoding: $0, as: UTF8.self)) }
+        for statistic in netDevStatistics.indices {
+            guard order.contains(where: { table.value(device: $0, statistic: statistic) != nil }) else { continue }
+            writer.family(netDevFamilies[statistic])
+            for device in order {
+                guard let value = table.value(device: device, statistic: statistic) else { continue }
+                writer.sample(Double(value), ("device", table.names[device]))
+            }
+        }
+    }
+}
+
+/// The statistics node_exporter exports from `/proc/net/dev`, by direction and header column name.
+let netDevStatistics: [(direction: String, column: String)] = [
+    ("receive", "bytes"), ("receive", "packets"), ("receive", "errs"), ("receive", "drop"),
+    ("receive", "fifo"), ("receive", "frame"), ("receive", "compressed"), ("receive", "multicast"),
+    ("transmit", "bytes"), ("transmit", "packets"), ("transmit", "errs"), ("transmit", "drop"),
+    ("transmit", "fifo"), ("transmit", "colls"), ("transmit", "carrier"), ("transmit", "compressed"),
+]
+
+private let netDevFamilies = netDevStatistics.map { statistic in
+    let key = statistic.direction + "_" + statistic.column
+    return MetricFamily("node_network_" + key + "_total", help: "Network device statistic " + key + ".", type: .counter)
+}
+
+/// `/proc/net/dev` parsed: device names (slices of the read buffer) and their statistics.
+struct NetDevTable {
+    var names: [ArraySlice<UInt8>] = []
+    /// `names.count × netDevStatistics.count` values, device by device; nil where the header lacks
+    /// the column or the line lacks a readable value.
+    var values: [UInt64?] = []
+    /// Device lines that could not be read completely.
+    var brokenLines = 0
+
+    func value(device: Int, statistic: Int) -> UInt64? {
+        self.values[device * netDevStatistics.count + statistic]
+    }
+
+    /// Indices of the devices `allows` lets through, sorted by name, each name once.
+    func sortedDevices(allows: (ArraySlice<UInt8>) -> Bool) -> [Int] {
+        let sorted = self.names.indices.sorted { self.names[$0].lexicographicallyPrecedes(self.names[$1]) }
+        var order: [Int] = []
+        order.reserveCapacity(sorted.count)
+        for index in sorted where allows(self.names[index]) {
+            if let last = order.last, self.names[last].elementsEqual(self.names[index]) { continue }
+            order.append(index)
+        }
+        return order
+    }
+}
+
+/// The statistic each value column of a device line holds (an index into `netDevStatistics`, or -1
+/// for a column node_exporter does not export), from the second header line
+/// `face |bytes packets …|bytes packets …`; nil when that line does not have this shape.
+func netDevColumns(_ header: ArraySlice<UInt8>) -> [Int]? {
+    var parts = header.split(byte: UInt8(ascii: "|"))
+    guard parts.next() != nil, let receive = parts.next(), let transmit = parts.next() else { return nil }
+    var columns: [Int] = []
+    for (direction, names) in [("receive", receive), ("transmit", transmit)] {
+        for name in names.fields {
+            columns.append(
+                netDevStatistics.firstIndex { $0.direction == direction && name.equals($0.column) } ?? -1
+            )
+        }
+    }
+    return columns
+}
+
+/// Parses `/proc/net/dev`: two header lines, then `name: value…` per device, the values in the
+/// order `columns` reads from the second header line. Nil when the header is missing or unreadable.
+func parseNetDevTable(
+    _ bytes: ArraySlice<UInt8>,
+    columns: (ArraySlice<UInt8>) -> [Int]? = netDevColumns
+) -> NetDevTable? {
+    var lines = bytes.lines
+    guard lines.next() != nil, let header = lines.next(), let columns = columns(header) else { return nil }
+    var table = NetDevTable()
+    for line in lines {
+        guard let (rawName, rest) = line.splitOnce(UInt8(ascii: ":")) else {
+            if !line.trimmed().isEmpty { table.brokenLines += 1 }
+            continue
+        }
+        let name = rawName.trimmed()
+        guard !name.isEmpty else {
+            table.brokenLines += 1
+            continue
+        }
+        table.names.append(name)
+        let base = table.values.count
+        table.values.append(contentsOf: repeatElement(nil, count: netDevStatistics.count))
+        var fields = rest.fields
+        var complete = true
+        for statistic in columns {
+            guard let field = fields.next() else {
+                complete = false
+                break
+            }
+            guard statistic >= 0 else { continue }
+            guard let value = field.parseUInt64() else {
+                complete = false
+                continue
+            }
+            table.values[base + statistic] = value
+        }
+        if !complete { table.brokenLines += 1 }
+    }
+    return table
+}
