@@ -4,8 +4,9 @@ import VigilCore
 /// (14 fields before Linux 4.18, 18 with discards, 20 with flushes since 5.5), and what the udev
 /// database (`--path.udev.data`) and `queue/rotational` say about each device.
 ///
-/// Where the udev database does not exist (containers without `/run/udev`), the `*_info` and
-/// `node_disk_ata_*` families are left out.
+/// Where the udev database does not exist (containers without `/run/udev`), `node_disk_info` is
+/// still written, with empty udev labels, as node_exporter writes it; the families that come only
+/// from udev data are left out.
 struct DiskstatsCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "diskstats",
@@ -58,9 +59,7 @@ struct DiskstatsCollector: Collector {
                 writer.sample(Double(value) * family.scale, ("device", device.name))
             }
         }
-        if self.udev {
-            self.writeInfo(stats.devices, into: &writer, context: context)
-        }
+        self.writeInfo(stats.devices, into: &writer, context: context)
     }
 
     /// Writes `node_disk_info`, `node_disk_filesystem_info`, `node_disk_device_mapper_info` and
@@ -75,7 +74,8 @@ struct DiskstatsCollector: Collector {
                 (try? context.reader.readUInt64(self.paths.sys("block/\(device.name)/queue/rotational")))
                 .map { String($0, radix: 2) } ?? "0"
             // A copy, so that the properties outlive the reader's next read.
-            let bytes = (try? Array(context.reader.read(self.paths.udev("b\(device.major):\(device.minor)")))) ?? []
+            let path = self.paths.udev("b\(device.major):\(device.minor)")
+            let bytes = self.udev ? (try? Array(context.reader.read(path))) ?? [] : []
             infos.append((device, rotational, parseUdevProperties(bytes[...])))
         }
         writer.family(infoFamily)

@@ -3,8 +3,10 @@ import VigilCore
 /// Interface counters from `/proc/net/dev` as `node_network_{receive,transmit}_<stat>_total{device}`.
 ///
 /// node_exporter 1.12.1 reads rtnetlink by default; this is its `--no-collector.netdev.netlink` path,
-/// the one fixture trees can reproduce. Columns are found by the header's names, so a kernel with
-/// fewer columns gets fewer families rather than shifted values.
+/// the one fixture trees can reproduce, plus the one counter rtnetlink has and `/proc/net/dev` lacks,
+/// `node_network_receive_nohandler_total`, from sysfs (the kernel fills both from the same
+/// `dev_get_stats`), so dashboards see the families of node_exporter's default. Columns are found by
+/// the header's names, so a kernel with fewer columns gets fewer families rather than shifted values.
 struct NetDevCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "netdev",
@@ -27,6 +29,7 @@ struct NetDevCollector: Collector {
     ) { setup in
         NetDevCollector(
             file: KeptOpenFile(setup.paths.proc("net/dev")),
+            interfaces: setup.paths.sys("class/net"),
             devices: try setup.nameFilter(
                 include: "collector.netdev.device-include",
                 exclude: "collector.netdev.device-exclude"
@@ -35,6 +38,8 @@ struct NetDevCollector: Collector {
     }
 
     let file: KeptOpenFile
+    /// `/sys/class/net`, where each interface's `statistics/rx_nohandler` is.
+    let interfaces: String
     let devices: NameFilter
     private let headers = LayoutCache<[Int]?>()
 
@@ -56,8 +61,34 @@ struct NetDevCollector: Collector {
                 writer.sample(Double(value), ("device", table.names[device]))
             }
         }
+        self.writeNoHandler(table, order, into: &writer, context: context)
+    }
+
+    /// `node_network_receive_nohandler_total` for the interfaces whose sysfs directory has it (Linux
+    /// 4.6 and later); an interface removed since `/proc/net/dev` was read is skipped.
+    private func writeNoHandler(
+        _ table: NetDevTable,
+        _ order: [Int],
+        into writer: inout MetricWriter,
+        context: ScrapeContext
+    ) {
+        var values: [(device: Int, value: UInt64)] = []
+        for device in order {
+            let path = self.interfaces + "/" + table.names[device].string + "/statistics/rx_nohandler"
+            guard let value = try? context.reader.readAttribute(path).trimmed().parseUInt64() else { continue }
+            values.append((device, value))
+        }
+        guard !values.isEmpty else { return }
+        writer.family(noHandlerFamily)
+        for (device, value) in values { writer.sample(Double(value), ("device", table.names[device])) }
     }
 }
+
+private let noHandlerFamily = MetricFamily(
+    "node_network_receive_nohandler_total",
+    help: "Network device statistic receive_nohandler.",
+    type: .counter
+)
 
 /// The statistics node_exporter exports from `/proc/net/dev`, by direction and header column name.
 let netDevStatistics: [(direction: String, column: String)] = [
