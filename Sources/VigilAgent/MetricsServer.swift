@@ -284,7 +284,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         promise.futureResult.assumeIsolated().whenSuccess { output in
             routes.limiter.release()
             if gzip {
-                var compressed = routes.scraper.takeBuffer()
+                var compressed = routes.scraper.takeBuffer(minimumCapacity: output.count / 4 + 1024)
                 Gzip.compress(output.segments, into: &compressed)
                 routes.scraper.recycle(output)
                 self.respond(
@@ -301,7 +301,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 routes.scraper.recycle(output)
             }
             ResidentMemory.releaseStartupPages()
-            ResidentMemory.trimHeapSoon()
+            ResidentMemory.trimHeapSoon(on: context.eventLoop)
         }
     }
 

@@ -1,4 +1,5 @@
 import CMalloc
+import NIOCore
 import Synchronization
 import VigilCore
 
@@ -18,12 +19,11 @@ import Glibc
 ///   ("fault-around") and it stays resident — several MiB. After the first scrape, vigil drops the pages
 ///   of its read-only executable mappings (`MADV_DONTNEED`: they are clean copies of the files, so
 ///   nothing is lost); what the steady state uses faults back in.
-/// - Freed heap pages inside the arena; `malloc_trim` returns them, at most ten times a second and never
-///   on the event loop.
+/// - Freed heap pages inside the arena (a scrape's garbage, several MiB, sits between live blocks, where
+///   glibc's automatic trimming of the heap's top does not reach); `malloc_trim` returns them.
 enum ResidentMemory {
     private static let startupReleased = Atomic<Bool>(false)
-    private static let lastTrim = Atomic<Int64>(0)
-    private static let trimInterval: Int64 = 100_000_000
+    private static let trimPending = Atomic<Bool>(false)
 
     /// Drops the start-up code pages, once; later calls do nothing.
     static func releaseStartupPages() {
@@ -45,16 +45,17 @@ enum ResidentMemory {
         malloc_trim(0)
     }
 
-    /// Returns freed heap pages to the kernel if that has not been done in the last 100 ms.
-    /// Runs the trim on a pool thread.
-    static func trimHeapSoon() {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let nanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-        let last = Self.lastTrim.load(ordering: .relaxed)
-        guard nanoseconds - last >= Self.trimInterval,
-            Self.lastTrim.compareExchange(expected: last, desired: nanoseconds, ordering: .relaxed).exchanged
-        else { return }
-        BlockingPool.shared.submit { malloc_trim(0) }
+    /// Returns freed heap pages to the kernel 100 ms after a scrape: once for a burst of scrapes, and
+    /// always after the last one, so that the steady state between scrapes is trimmed. The trim runs on
+    /// a pool thread, never on the event loop.
+    static func trimHeapSoon(on eventLoop: any EventLoop) {
+        guard !Self.trimPending.exchange(true, ordering: .relaxed) else { return }
+        _ = eventLoop.scheduleTask(in: .milliseconds(100)) {
+            BlockingPool.shared.submit {
+                // Cleared first: a scrape that ends during the trim schedules the next one.
+                Self.trimPending.store(false, ordering: .relaxed)
+                malloc_trim(0)
+            }
+        }
     }
 }

@@ -97,8 +97,9 @@ private final class Deflater: @unchecked Sendable {
         self.stream.pointee.gzip_flag = UInt16(IGZIP_GZIP)
         self.stream.pointee.flush = UInt16(NO_FLUSH)
         let total = parts.reduce(0) { $0 + $1.count }
-        // Incompressible input grows a little (stored blocks); the loop below grows the buffer if needed.
-        var capacity = total + total / 16 + 1024
+        // Exposition text shrinks five- to tenfold; the loop below grows the buffer for anything that
+        // compresses worse (incompressible input even grows a little: stored blocks).
+        var capacity = total / 4 + 1024
         if output.count < capacity { output.append(contentsOf: repeatElement(0, count: capacity - output.count)) }
         var written = 0
         let inputs = parts.isEmpty ? [[]] : parts

@@ -14,8 +14,10 @@ public struct CollectorSelectionError: Error, CustomStringConvertible, Equatable
 
 /// Runs the enabled collectors for one scrape and assembles their output.
 ///
-/// Collectors run on ``BlockingPool`` threads, a few at a time ("lanes": bounded concurrency towards
-/// sysfs, which has deadlocked kernels under parallel reads). A scrape has a deadline: whatever has
+/// Collectors run on ``BlockingPool`` threads ("lanes"): one by default, since a whole scrape takes about
+/// a millisecond and every extra thread hand-over costs more CPU than it saves in latency; more only
+/// when a lane stalls (and never many at once towards sysfs, which has deadlocked kernels under parallel
+/// reads). A scrape has a deadline: whatever has
 /// not finished by then is reported as failed (`node_scrape_collector_success 0`) and left behind, so
 /// the scrape returns on time. A lane stuck in one collector for longer than the stall threshold is
 /// replaced, so one hung driver does not delay the collectors queued behind it. A collector whose
@@ -70,7 +72,7 @@ public final class Scraper: Sendable {
         paths: PathRoots,
         pool: BlockingPool = .shared,
         logger: Logger,
-        lanes: Int = 2,
+        lanes: Int = 1,
         timeout: Duration = .seconds(5),
         stallThreshold: Duration = .milliseconds(200)
     ) {
@@ -334,9 +336,15 @@ public final class Scraper: Sendable {
         for segment in output.segments { self.recycle(segment) }
     }
 
-    /// A buffer from the scraper's pool (give it back with ``recycle(_:)``).
-    public func takeBuffer() -> [UInt8] {
-        self.buffers.withLock { $0.popLast() } ?? []
+    /// A buffer from the scraper's pool (give it back with ``recycle(_:)``): one of at least
+    /// `minimumCapacity` bytes if the pool has one, so that a big output does not grow a small buffer.
+    public func takeBuffer(minimumCapacity: Int = 0) -> [UInt8] {
+        self.buffers.withLock { buffers in
+            guard let index = buffers.lastIndex(where: { $0.capacity >= minimumCapacity }) else {
+                return buffers.popLast() ?? []
+            }
+            return buffers.remove(at: index)
+        }
     }
 }
 
@@ -361,13 +369,15 @@ final class ScrapeRun: Sendable {
     let deadline: ContinuousClock.Instant
     let shared = ScrapeShared()
     private let state: Mutex<State>
-    /// Called once, by whoever finishes the scrape (the last collector's lane or the watchdog).
-    private let onFinish: @Sendable (ScrapeRun) -> Void
+    /// Called once, by whoever finishes the scrape (the last collector's lane or the watchdog), and
+    /// taken when called: the run lives on until the watchdog's next tick, and what the closure holds
+    /// (the response's promise, which holds the output's buffers) must not.
+    private let onFinish: Mutex<(@Sendable (ScrapeRun) -> Void)?>
 
     init(order: [Int], deadline: ContinuousClock.Instant, onFinish: @escaping @Sendable (ScrapeRun) -> Void) {
         self.order = order
         self.deadline = deadline
-        self.onFinish = onFinish
+        self.onFinish = Mutex(onFinish)
         self.state = Mutex(State(outcomes: Array(repeating: nil, count: order.count), remaining: order.count))
     }
 
@@ -376,7 +386,7 @@ final class ScrapeRun: Sendable {
     /// Finishes a scrape that has no collectors to run.
     func finishEmpty() {
         self.state.withLock { $0.finished = true }
-        self.onFinish(self)
+        self.finish()
     }
 
     func addLanes(_ count: Int) {
@@ -410,7 +420,7 @@ final class ScrapeRun: Sendable {
             state.finished = true
             return (nil, true)
         }
-        if last { self.onFinish(self) }
+        if last { self.finish() }
         return late
     }
 
@@ -443,11 +453,25 @@ final class ScrapeRun: Sendable {
         }
         guard let running else { return }
         abandon(running)
-        self.onFinish(self)
+        self.finish()
+    }
+
+    private func finish() {
+        let onFinish = self.onFinish.withLock { onFinish in
+            defer { onFinish = nil }
+            return onFinish
+        }
+        onFinish?(self)
     }
 
     func finalOutcomes() -> [Outcome] {
-        self.state.withLock { state in state.outcomes.map { $0 ?? Outcome(bytes: [], seconds: 0, success: false) } }
+        self.state.withLock { state in
+            // Moved out, not copied: the run lives on until the watchdog's next tick, and buffers it still
+            // referenced would be copied, not reused, when the scraper's pool hands them out again.
+            let outcomes = state.outcomes.map { $0 ?? Outcome(bytes: [], seconds: 0, success: false) }
+            state.outcomes = []
+            return outcomes
+        }
     }
 }
 
