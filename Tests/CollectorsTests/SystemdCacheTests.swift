@@ -191,7 +191,10 @@ import VigilCore
         }
         #expect(
             try SystemdSignal(changed.message)
-                == .propertiesChanged(path: "/org/freedesktop/systemd1/unit/a_2eservice", changes: [(.nRestarts, .uint32(4))])
+                == .propertiesChanged(
+                    path: "/org/freedesktop/systemd1/unit/a_2eservice",
+                    changes: [(.nRestarts, .uint32(4))]
+                )
         )
         let unit = try TestMessage(
             path: "/org/freedesktop/systemd1/unit/a_2eservice",
@@ -241,7 +244,11 @@ import VigilCore
             member: "Reloading"
         ) { message in try message.append(true) }
         #expect(try SystemdSignal(reloading.message) == .reloading)
-        let other = try TestMessage(path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager", member: "JobNew") {
+        let other = try TestMessage(
+            path: "/org/freedesktop/systemd1",
+            interface: "org.freedesktop.systemd1.Manager",
+            member: "JobNew"
+        ) {
             message in try message.append(UInt32(1))
         }
         #expect(try SystemdSignal(other.message) == nil)
@@ -301,7 +308,10 @@ import VigilCore
         let group = "/system.slice/cron.service"
         let readings = try self.files("cgroup-v2").read(AccountingMetric.allCases, controlGroup: group)
         let directory = "cgroup-v2/sys/fs/cgroup" + group
-        #expect(readings[AccountingMetric.cpu.rawValue] == (try self.number(directory + "/cpu.stat", key: "usage_usec")) * 1000)
+        #expect(
+            readings[AccountingMetric.cpu.rawValue] == (try self.number(directory + "/cpu.stat", key: "usage_usec"))
+                * 1000
+        )
         #expect(readings[AccountingMetric.memory.rawValue] == (try self.number(directory + "/memory.current")))
         #expect(readings[AccountingMetric.tasks.rawValue] == (try self.number(directory + "/pids.current")))
         var read: UInt64 = 0
@@ -318,7 +328,10 @@ import VigilCore
         #expect(readings[AccountingMetric.ioWrite.rawValue] == written)
         #expect(readings[AccountingMetric.ipIngress.rawValue] == nil)
         // A cgroup that is gone reads as nothing.
-        #expect(try self.files("cgroup-v2").read([.cpu, .memory], controlGroup: "/system.slice/gone.service") == Array(repeating: nil, count: 7))
+        #expect(
+            try self.files("cgroup-v2").read([.cpu, .memory], controlGroup: "/system.slice/gone.service")
+                == Array(repeating: nil, count: 7)
+        )
     }
 
     @Test func readsV1FilesOnAHybridAndALegacyHost() throws {
@@ -328,12 +341,16 @@ import VigilCore
         ] {
             let readings = try self.files(tree).read(AccountingMetric.allCases, controlGroup: group)
             let base = tree + "/sys/fs/cgroup/"
-            #expect(readings[AccountingMetric.cpu.rawValue] == (try self.number(base + cpuacct + group + "/cpuacct.usage")))
+            #expect(
+                readings[AccountingMetric.cpu.rawValue] == (try self.number(base + cpuacct + group + "/cpuacct.usage"))
+            )
             #expect(
                 readings[AccountingMetric.memory.rawValue]
                     == (try self.number(base + "memory" + group + "/memory.usage_in_bytes"))
             )
-            #expect(readings[AccountingMetric.tasks.rawValue] == (try self.number(base + "pids" + group + "/pids.current")))
+            #expect(
+                readings[AccountingMetric.tasks.rawValue] == (try self.number(base + "pids" + group + "/pids.current"))
+            )
             // systemd reads IO only on cgroup v2 (a hybrid host's unified tree has no io.stat).
             #expect(readings[AccountingMetric.ioRead.rawValue] == nil)
         }

@@ -302,7 +302,11 @@ final class TestMessage {
     }
 
     func append(bytes: [UInt8]) throws {
-        try check(bytes.withUnsafeBytes { sd_bus_message_append_array(self.raw, CChar(UInt8(ascii: "y")), $0.baseAddress, $0.count) })
+        try check(
+            bytes.withUnsafeBytes {
+                sd_bus_message_append_array(self.raw, CChar(UInt8(ascii: "y")), $0.baseAddress, $0.count)
+            }
+        )
     }
 
     /// One `{sv}` entry; a nil value writes an empty container of the signature.

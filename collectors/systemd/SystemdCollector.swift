@@ -25,10 +25,12 @@ import VigilCore
 ///    (and for an active service `Get(ActiveEnterTimestamp)`), pipelined;
 /// 5. reads the accounting figures systemd does not signal from the unit's cgroup files, as systemd
 ///    computes them (``AccountingFiles``; for CPU and IO minus the counter at the unit's start, which
-///    each refresh measures again); a unit whose cgroup is gone keeps systemd's last value; where no
-///    file gives systemd's figure — IP accounting (BPF maps), the host's root slice (read from /proc) —
-///    one `Properties.Get` per figure and scrape; and `Accept=yes` sockets, whose connection counters
-///    change without a signal (`NRefused` never signals), get one `Get` per counter and scrape.
+///    each refresh measures again), and IP accounting from systemd's BPF maps, opened at the refresh
+///    (``IPAccountingMap``; needs CAP_NET_ADMIN and CAP_SYS_ADMIN); a unit whose cgroup is gone keeps
+///    systemd's last value; where vigil can read neither — the host's root slice (systemd reads /proc),
+///    IP maps without the privileges — one `Properties.Get` per figure and scrape; and `Accept=yes`
+///    sockets, whose connection counters change without a signal (`NRefused` never signals), get one
+///    `Get` per counter and scrape.
 ///
 /// Worst-case staleness: a value systemd signals is current at the next scrape; one it does not signal
 /// and that changes without a state change, reload or restart of the unit is at most 60 scrapes old.
@@ -84,8 +86,6 @@ struct SystemdCollector: Collector {
     static let window = 64
     /// Every unit is refreshed at least once in this many scrapes.
     static let roundRobinScrapes = 60
-    /// Units whose IP counters are read per scrape (two `Get`s each), those read longest ago first.
-    static let ipUnitsPerScrape = 16
 
     let filter: NameFilter
     /// Where systemd is: the system bus, or (tests) another bus or systemd's private socket.
@@ -293,4 +293,3 @@ final class SystemdBus: Sendable {
         }
     }
 }
-

@@ -22,6 +22,8 @@ enum AccountingMetric: Int, CaseIterable, Sendable {
         }
     }
 
+    var isIP: Bool { self == .ipIngress || self == .ipEgress }
+
     /// systemd reports these counters from the unit's start: the cgroup's counter minus its value when
     /// the unit (re)started, which systemd keeps to itself.
     var countsFromStart: Bool { self == .cpu || self == .ioRead || self == .ioWrite }
@@ -72,8 +74,11 @@ enum AccountingSource: Equatable, Sendable {
     case fixed(UInt64)
     /// The unit's cgroup file, read every scrape, minus `base` (systemd's counter at the unit's start).
     case file(base: UInt64)
-    /// No file vigil can read gives systemd's figure (IP accounting lives in BPF maps; the host's root
-    /// cgroup is read from /proc): one `Properties.Get` per scrape.
+    /// systemd's IP accounting map, read every scrape, plus `extra` (what systemd counted in earlier
+    /// maps, before it re-executed).
+    case map(IPAccountingMap, extra: UInt64)
+    /// Nothing vigil can read gives systemd's figure (the host's root cgroup is read from /proc; IP
+    /// accounting maps without the privileges to open them): one `Properties.Get` per scrape.
     case bus
 }
 
@@ -84,8 +89,33 @@ struct RefreshedUnit {
     var controlGroup = ""
     var accept = false
     var invocation: [UInt8]?
-    /// The raw cgroup counters, by `AccountingMetric` (nil where no file could be read).
+    /// The raw cgroup counters, by `AccountingMetric` (nil where no file or map could be read).
     var readings: [UInt64?] = Array(repeating: nil, count: AccountingMetric.allCases.count)
+    /// systemd's IP accounting maps of the unit, when vigil may open them.
+    var ipMaps: (ingress: IPAccountingMap?, egress: IPAccountingMap?) = (nil, nil)
+
+    /// The IP accounting map of `metric`, nil for the other figures.
+    func ipMap(_ metric: AccountingMetric) -> IPAccountingMap? {
+        switch metric {
+        case .ipIngress: self.ipMaps.ingress
+        case .ipEgress: self.ipMaps.egress
+        default: nil
+        }
+    }
+
+    /// Whether systemd reported IP accounting figures for the unit.
+    var countsIP: Bool {
+        [.ipIngress, .ipEgress].contains { (metric: AccountingMetric) in
+            self.properties[metric].map { $0 != notAvailable } ?? false
+        }
+    }
+
+    /// Reads the unit's IP accounting maps, right after systemd's reply (see ``CachedUnit/take(_:)``).
+    mutating func readIPMaps(_ files: AccountingFiles) {
+        self.ipMaps = files.ipAccountingMaps(controlGroup: self.controlGroup)
+        self.readings[AccountingMetric.ipIngress.rawValue] = self.ipMaps.ingress?.bytes()
+        self.readings[AccountingMetric.ipEgress.rawValue] = self.ipMaps.egress?.bytes()
+    }
 
     mutating func set(_ property: BusProperty, _ value: BusValue) {
         switch (property, value) {
@@ -116,8 +146,6 @@ struct CachedUnit: Sendable {
     var stale = true
     /// The last `ListUnits` that listed the unit.
     var seen: UInt64 = 0
-    /// The `ListUnits` (scrape) of the last reading of the unit's IP counters.
-    var ipRead: UInt64 = 0
 
     init(listed: ListedUnit) {
         self.listed = listed
@@ -150,9 +178,21 @@ struct CachedUnit: Sendable {
             let source: AccountingSource
             let value = refreshed.properties[metric]
             if let value, value != notAvailable {
+                let map = refreshed.ipMap(metric)
                 if refreshed.controlGroup.isEmpty {
                     source = .fixed(value)
-                } else if let reading = refreshed.readings[metric.rawValue], filesAgree, !hostRoot {
+                } else if let map, let reading = refreshed.readings[metric.rawValue] {
+                    // systemd reports the map plus what earlier maps counted; measured as systemd's
+                    // figure minus the map read after its reply, it is never above the true one.
+                    var extra = value > reading ? value - reading : 0
+                    if sameInvocation, case .map(let previousMap, let previous) = self.sources[metric.rawValue],
+                        previousMap === map
+                    {
+                        extra = max(extra, previous)
+                    }
+                    source = .map(map, extra: extra)
+                    exported[metric] = reading + extra
+                } else if !metric.isIP, let reading = refreshed.readings[metric.rawValue], filesAgree, !hostRoot {
                     guard metric.countsFromStart else {
                         source = .file(base: 0)
                         exported[metric] = reading
@@ -388,4 +428,8 @@ enum SystemdSignal: Equatable {
             return nil
         }
     }
+}
+
+extension IPAccountingMap: Equatable {
+    static func == (lhs: IPAccountingMap, rhs: IPAccountingMap) -> Bool { lhs === rhs }
 }

@@ -11,7 +11,7 @@ import VigilCore
 /// | IO | `io.stat` `rbytes=` / `wbytes=` summed over devices | none (systemd reports none) |
 ///
 /// systemd uses the v1 files unless every controller is on cgroup2, also on a hybrid host whose
-/// unified tree has a `cpu.stat`. IP accounting lives in BPF maps that only systemd holds.
+/// unified tree has a `cpu.stat`. IP accounting lives in BPF maps (``ipAccountingMaps(controlGroup:)``).
 /// One reader belongs to one scrape.
 struct AccountingFiles {
     let mounts: CgroupMounts
@@ -59,6 +59,15 @@ struct AccountingFiles {
             readings[metric.rawValue] = value
         }
         return readings
+    }
+
+    /// systemd's IP accounting maps of the control group `controlGroup`, from the programs it attached
+    /// to the cgroup2 directory (see ``IPAccountingMap``).
+    func ipAccountingMaps(controlGroup: String) -> (ingress: IPAccountingMap?, egress: IPAccountingMap?) {
+        guard let mount = self.mounts.unified, !controlGroup.isEmpty,
+            let relative = relativePath(controlGroup, below: mount.root)
+        else { return (nil, nil) }
+        return IPAccountingMap.of(directory: relative.isEmpty ? mount.path : mount.path + "/" + relative)
     }
 
     private func file(_ mount: CgroupMount?, _ controlGroup: String, _ name: String) -> ArraySlice<UInt8>? {

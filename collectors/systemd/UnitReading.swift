@@ -41,8 +41,15 @@ struct PropertyCall {
         )
     }
 
-    static func get(_ unit: Int, _ interface: StaticString, _ property: BusProperty, _ purpose: Purpose) -> PropertyCall {
-        PropertyCall(unit: unit, interface: interface, single: property, wanted: PropertySet([property]), purpose: purpose)
+    static func get(_ unit: Int, _ interface: StaticString, _ property: BusProperty, _ purpose: Purpose) -> PropertyCall
+    {
+        PropertyCall(
+            unit: unit,
+            interface: interface,
+            single: property,
+            wanted: PropertySet([property]),
+            purpose: purpose
+        )
     }
 
     /// The calls that refresh a unit of this type. For a unit with a control group, first its Unit
@@ -106,15 +113,11 @@ func readUnits(
     if cache.version == nil { calls.append(.manager(.version)) }
     var refreshing: [Int: RefreshedUnit] = [:]
     var unanswered: [Int: Int] = [:]
-
-    // Units whose IP counters only the bus gives, and when each was last read.
-    var ipUnits: [(index: Int, read: UInt64)] = []
     for (index, unit) in units.enumerated() {
         guard var cached = cache.units[unit.name] else { continue }
         if cached.known && !cached.stale, let current = currentProperties(cached, files: files) {
             fetched.units[index] = current.properties
             calls += current.polls.map { PropertyCall.get(index, unitInterface(unit.type)!, $0, .poll) }
-            if current.readsIP { ipUnits.append((index, cached.ipRead)) }
             continue
         }
         // A refresh is in flight: a signal from now on marks the unit for the next scrape.
@@ -129,17 +132,6 @@ func readUnits(
             calls += refresh
         }
         cache.update(unit.name) { $0 = cached }
-    }
-    // IP counters: those read longest ago, up to the budget; the others keep their last value.
-    if ipUnits.count > SystemdCollector.ipUnitsPerScrape {
-        ipUnits.sort { $0.read < $1.read }
-        ipUnits.removeLast(ipUnits.count - SystemdCollector.ipUnitsPerScrape)
-    }
-    for (index, _) in ipUnits {
-        let unit = units[index]
-        for metric in [AccountingMetric.ipIngress, .ipEgress] where cache.units[unit.name]?.sources[metric.rawValue] == .bus {
-            calls.append(.get(index, unitInterface(unit.type)!, metric.property, .poll))
-        }
     }
 
     var manager = ManagerProperties()
@@ -162,7 +154,9 @@ func readUnits(
                 let call = calls[index]
                 if call.purpose == .refresh { unanswered[call.unit, default: 0] -= 1 }
                 do throws(BusError) {
-                    if let error = reply.error(of: "\(call.interface) of \(call.unit < 0 ? "manager" : units[call.unit].name)") {
+                    if let error = reply.error(
+                        of: "\(call.interface) of \(call.unit < 0 ? "manager" : units[call.unit].name)"
+                    ) {
                         // A unit that vanished since ListUnits, an interface this systemd lacks: no series.
                         guard !error.meansAbsent else { return }
                         throw error
@@ -179,12 +173,14 @@ func readUnits(
                         try decodeProperties(reply, wanted: call.wanted, single: call.single) {
                             refreshing[call.unit]?.set($0, $1)
                         }
-                        if call.single == nil, let refreshed = refreshing[call.unit] {
+                        if call.single == nil, var refreshed = refreshing[call.unit] {
                             // The counters right after systemd's reply: never behind what systemd read.
-                            refreshing[call.unit]?.readings = files.read(
+                            refreshed.readings = files.read(
                                 AccountingMetric.of(units[call.unit].type),
                                 controlGroup: refreshed.controlGroup
                             )
+                            if refreshed.countsIP { refreshed.readIPMaps(files) }
+                            refreshing[call.unit] = refreshed
                         }
                     }
                 } catch {
@@ -199,25 +195,13 @@ func readUnits(
         fetched.connectionError = error
     }
 
-    // The IP counters read: kept for the scrapes that do not read them.
-    let scrape = cache.listing
-    for (index, _) in ipUnits {
-        cache.update(units[index].name) { unit in
-            unit.ipRead = scrape
-            unit.properties.ipIngressBytes = fetched.units[index].ipIngressBytes
-            unit.properties.ipEgressBytes = fetched.units[index].ipEgressBytes
-        }
-    }
     for (index, refreshed) in refreshing {
         let name = units[index].name
         guard unanswered[index] == 0 else {
             cache.markStale(name)
             continue
         }
-        cache.update(name) { unit in
-            fetched.units[index] = unit.take(refreshed)
-            unit.ipRead = scrape
-        }
+        cache.update(name) { fetched.units[index] = $0.take(refreshed) }
     }
     for (index, _) in unanswered where refreshing[index] == nil {
         cache.markStale(units[index].name)
@@ -231,16 +215,14 @@ func readUnits(
 }
 
 /// The properties of a unit the cache holds current, with its accounting figures read now from its
-/// cgroup files, the properties to `Get` over the bus this scrape, and whether its IP counters come from
-/// the bus (read within the IP budget; until then they keep their last value); nil when a file no longer
-/// reads as the cache expects (the cgroup went away or was made anew): the unit is then refreshed.
+/// cgroup files, and the properties to `Get` over the bus this scrape; nil when a file no longer reads
+/// as the cache expects (the cgroup went away or was made anew): the unit is then refreshed.
 private func currentProperties(
     _ cached: CachedUnit,
     files: AccountingFiles
-) -> (properties: UnitProperties, polls: [BusProperty], readsIP: Bool)? {
+) -> (properties: UnitProperties, polls: [BusProperty])? {
     var properties = cached.properties
     var polls: [BusProperty] = []
-    var readsIP = false
     let metrics = AccountingMetric.of(cached.listed.type)
     var readings: [UInt64?]?
     for metric in metrics {
@@ -258,8 +240,9 @@ private func currentProperties(
             }
             guard let reading = readings?[metric.rawValue], reading >= base else { return nil }
             properties[metric] = reading - base
-        case .bus where metric == .ipIngress || metric == .ipEgress:
-            readsIP = true
+        case .map(let map, let extra):
+            guard let bytes = map.bytes() else { return nil }
+            properties[metric] = bytes &+ extra
         case .bus:
             properties[metric] = nil
             polls.append(metric.property)
@@ -268,5 +251,5 @@ private func currentProperties(
     if cached.accept {
         polls += [.nAccepted, .nConnections, .nRefused]
     }
-    return (properties, polls, readsIP)
+    return (properties, polls)
 }
