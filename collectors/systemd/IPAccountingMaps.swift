@@ -6,25 +6,23 @@ import Glibc
 import Musl
 #endif
 
-/// One of systemd's IP accounting maps, kept open between scrapes: a BPF array of two counters
-/// (packets, bytes) that the unit's firewall program adds to. systemd reports `IPIngressBytes` /
-/// `IPEgressBytes` as the map's bytes plus what earlier maps counted before a re-execution.
-final class IPAccountingMap: Sendable {
-    let descriptor: Int32
+/// One of systemd's IP accounting maps: a BPF array of two counters (packets, bytes) that the unit's
+/// firewall program adds to. systemd reports `IPIngressBytes` / `IPEgressBytes` as the map's bytes
+/// plus what earlier maps counted before a re-execution.
+///
+/// Kept by id, not by descriptor: vigil holds no descriptor per unit between scrapes, and a map systemd
+/// has let go (the kernel frees it; ids are not reused) no longer reads, so the unit is read again.
+struct IPAccountingMap: Equatable, Sendable {
+    let id: UInt32
 
-    init(descriptor: Int32) {
-        self.descriptor = descriptor
-    }
-
-    deinit {
-        close(self.descriptor)
-    }
-
-    /// The bytes counted, or nil when the map cannot be read.
+    /// The bytes counted, or nil when the map is gone or cannot be read.
     func bytes() -> UInt64? {
+        let fd = CSystemd_bpf_fd_by_id(1, self.id)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
         var value: UInt64 = 0
         // systemd's MAP_KEY_BYTES; MAP_KEY_PACKETS is 0.
-        return CSystemd_bpf_map_lookup_u64(self.descriptor, 1, &value) == 0 ? value : nil
+        return CSystemd_bpf_map_lookup_u64(fd, 1, &value) == 0 ? value : nil
     }
 
     /// The ingress and egress maps of the unit whose control group is the cgroup2 directory
@@ -60,8 +58,8 @@ final class IPAccountingMap: Sendable {
             for map in maps.prefix(Int(min(mapCount, UInt32(maps.count)))) {
                 let mapFD = CSystemd_bpf_fd_by_id(1, map)
                 guard mapFD >= 0 else { continue }
-                if CSystemd_bpf_map_is_u64_array(mapFD, 2) == 1 { return IPAccountingMap(descriptor: mapFD) }
-                close(mapFD)
+                defer { close(mapFD) }
+                if CSystemd_bpf_map_is_u64_array(mapFD, 2) == 1 { return IPAccountingMap(id: map) }
             }
         }
         return nil

@@ -25,7 +25,7 @@ import VigilCore
 ///    (and for an active service `Get(ActiveEnterTimestamp)`), pipelined;
 /// 5. reads the accounting figures systemd does not signal from the unit's cgroup files, as systemd
 ///    computes them (``AccountingFiles``; for CPU and IO minus the counter at the unit's start, which
-///    each refresh measures again), and IP accounting from systemd's BPF maps, opened at the refresh
+///    each refresh measures again), and IP accounting from systemd's BPF maps, found at the refresh
 ///    (``IPAccountingMap``; needs CAP_NET_ADMIN and CAP_SYS_ADMIN); a unit whose cgroup is gone keeps
 ///    systemd's last value; where vigil can read neither — the host's root slice (systemd reads /proc),
 ///    IP maps without the privileges — one `Properties.Get` per figure and scrape; and `Accept=yes`

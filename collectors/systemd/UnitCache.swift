@@ -186,7 +186,7 @@ struct CachedUnit: Sendable {
                     // figure minus the map read after its reply, it is never above the true one.
                     var extra = value > reading ? value - reading : 0
                     if sameInvocation, case .map(let previousMap, let previous) = self.sources[metric.rawValue],
-                        previousMap === map
+                        previousMap == map
                     {
                         extra = max(extra, previous)
                     }
@@ -428,8 +428,4 @@ enum SystemdSignal: Equatable {
             return nil
         }
     }
-}
-
-extension IPAccountingMap: Equatable {
-    static func == (lhs: IPAccountingMap, rhs: IPAccountingMap) -> Bool { lhs === rhs }
 }
