@@ -722,6 +722,60 @@ extension SystemdNamespaceTests {
         }
     }
 
+    /// Without CAP_SYS_ADMIN, which opening a BPF program or map by id needs (vigil as packaged has no
+    /// capabilities), the IP counters come over the bus, current at every scrape as the other figures.
+    @Test func withoutCapabilitiesIPAccountingComesOverTheBus() async throws {
+        let (echoPort, port) = (19570, 19571)
+        try await Self.withTestUnits(echoPort: echoPort) { systemd in
+            try await blocking {
+                _ = try systemd.startVigil(port: port, wrapper: ["setpriv", "--bounding-set=-sys_admin,-bpf"])
+            }
+            for _ in 0..<2 {
+                let scraped = try await Self.observe(systemd, port: port)
+                let running = ["name": "vt-running.service", "type": "service"]
+                #expect((scraped.value("systemd_unit_ip_egress_bytes_total", running) ?? 0) > 0)
+                #expect(scraped.value("node_scrape_collector_success", ["collector": "systemd"]) == 1)
+            }
+
+            // The same in-process, where the source of each figure shows: a `Get` per IP counter and
+            // scrape, with systemd's values.
+            let (second, cache, units, before, after) = try await blocking {
+                let connection = try BusConnection.open(systemd.systemBus)
+                let listed = try listUnits(on: connection, deadline: .now + .seconds(10))
+                var cache = UnitCache()
+                var units: [ListedUnit] = []
+                var second: FetchedProperties?
+                var before: [String: String] = [:]
+                for round in 0..<2 {
+                    units = cache.reconcile(listed, filter: .all)
+                    if round == 1 {
+                        before = try systemd.show("vt-running.service", ["IPIngressBytes", "IPEgressBytes"])
+                    }
+                    second = readUnits(
+                        units,
+                        cache: &cache,
+                        connection: connection,
+                        files: try hostAccountingFiles(findsIPMaps: false),
+                        deadline: .now + .seconds(10)
+                    )
+                }
+                let after = try systemd.show("vt-running.service", ["IPIngressBytes", "IPEgressBytes"])
+                return (try #require(second), cache, units, before, after)
+            }
+            let running = try #require(cache.units["vt-running.service"])
+            #expect(running.sources[AccountingMetric.ipIngress.rawValue] == .bus)
+            #expect(running.sources[AccountingMetric.ipEgress.rawValue] == .bus)
+            let index = try #require(units.firstIndex { $0.name == "vt-running.service" })
+            for (property, value) in [
+                ("IPIngressBytes", second.units[index].ipIngressBytes),
+                ("IPEgressBytes", second.units[index].ipEgressBytes),
+            ] {
+                let range = try #require(UInt64(before[property] ?? ""))...(try #require(UInt64(after[property] ?? "")))
+                #expect(value.map { range.contains($0) } == true, "\(property) \(value ?? 0) in \(range)")
+            }
+        }
+    }
+
     /// Once the cache holds every unit, a read asks systemd only for the manager's state and the figures
     /// no signal or file gives (IP accounting, the counters of Accept=yes sockets), and the values stay
     /// those of a full read.
@@ -786,8 +840,11 @@ extension SystemdNamespaceTests {
 }
 
 /// This host's cgroup files, as the collector finds them.
-func hostAccountingFiles() throws -> AccountingFiles {
-    AccountingFiles(mounts: parseCgroupMounts(try FileReader().read("/proc/self/mountinfo"), paths: PathRoots()))
+func hostAccountingFiles(findsIPMaps: Bool = true) throws -> AccountingFiles {
+    AccountingFiles(
+        mounts: parseCgroupMounts(try FileReader().read("/proc/self/mountinfo"), paths: PathRoots()),
+        findsIPMaps: findsIPMaps
+    )
 }
 
 /// What `systemctl show` says of every loaded unit, and the active state of every listed unit.

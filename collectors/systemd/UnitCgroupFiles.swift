@@ -15,10 +15,13 @@ import VigilCore
 /// One reader belongs to one scrape.
 struct AccountingFiles {
     let mounts: CgroupMounts
+    /// Whether to look for systemd's IP accounting maps (tests turn it off to exercise the bus).
+    let findsIPMaps: Bool
     private let files = CgroupFileReader()
 
-    init(mounts: CgroupMounts) {
+    init(mounts: CgroupMounts, findsIPMaps: Bool = true) {
         self.mounts = mounts
+        self.findsIPMaps = findsIPMaps
     }
 
     /// The raw counters of the control group `controlGroup` (systemd's `ControlGroup`, from the root of
@@ -64,7 +67,7 @@ struct AccountingFiles {
     /// systemd's IP accounting maps of the control group `controlGroup`, from the programs it attached
     /// to the cgroup2 directory (see ``IPAccountingMap``).
     func ipAccountingMaps(controlGroup: String) -> (ingress: IPAccountingMap?, egress: IPAccountingMap?) {
-        guard let mount = self.mounts.unified, !controlGroup.isEmpty,
+        guard self.findsIPMaps, let mount = self.mounts.unified, !controlGroup.isEmpty,
             let relative = relativePath(controlGroup, below: mount.root)
         else { return (nil, nil) }
         return IPAccountingMap.of(directory: relative.isEmpty ? mount.path : mount.path + "/" + relative)
