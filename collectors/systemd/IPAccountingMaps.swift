@@ -11,7 +11,8 @@ import Musl
 /// plus what earlier maps counted before a re-execution.
 ///
 /// Kept by id, not by descriptor: vigil holds no descriptor per unit between scrapes, and a map systemd
-/// has let go (the kernel frees it; ids are not reused) no longer reads, so the unit is read again.
+/// has let go (the kernel frees it, and hands out ids cyclically, so not soon again) no longer reads:
+/// the unit is then read again.
 struct IPAccountingMap: Equatable, Sendable {
     let id: UInt32
 
