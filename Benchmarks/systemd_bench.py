@@ -137,8 +137,12 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (it boots systemd in a private namespace)")
+    # nsenter runs it inside the namespace, which has a private /tmp: an absolute path outside /tmp.
+    args.binary = os.path.abspath(args.binary)
     if not os.access(args.binary, os.X_OK):
         sys.exit(f"no vigil binary at {args.binary}: build it first (make release)")
+    if args.binary.startswith("/tmp/"):
+        sys.exit(f"{args.binary}: the namespace has a private /tmp; use a binary outside /tmp")
 
     directory = tempfile.mkdtemp(prefix="vigil-systemd-bench-", dir="/tmp")
     boot = None

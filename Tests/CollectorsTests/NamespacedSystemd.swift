@@ -168,10 +168,15 @@ final class NamespacedSystemd: @unchecked Sendable {
     }
 
     /// Starts the vigil binary inside the namespace with only the systemd collector (and `extra` flags),
-    /// listening on 127.0.0.1:`port`, and waits until it answers.
-    func startVigil(port: Int, extra: [String] = [], log: String = "vigil.log") throws -> Process {
+    /// listening on 127.0.0.1:`port`, and waits until it answers; `wrapper` runs it (e.g. `setpriv`).
+    func startVigil(
+        port: Int,
+        extra: [String] = [],
+        log: String = "vigil.log",
+        wrapper: [String] = []
+    ) throws -> Process {
         let vigil = try self.spawn(
-            [
+            wrapper + [
                 Self.vigilBinary, "--collector.disable-defaults", "--collector.systemd",
                 "--web.listen-address=127.0.0.1:\(port)",
             ] + extra,

@@ -254,10 +254,17 @@ final class TestMessage {
     let message: BusMessage
     private let raw: OpaquePointer
 
-    init(_ build: (TestMessage) throws -> Void) throws {
+    /// A message built by `build`; a signal `member` of `interface` from `path` (by default, one that
+    /// only stands in for a reply).
+    init(
+        path: String = "/test",
+        interface: String = "test.Vigil",
+        member: String = "Reply",
+        _ build: (TestMessage) throws -> Void
+    ) throws {
         var raw: OpaquePointer?
         try Self.lock.withLock { _ in
-            try check(sd_bus_message_new_signal(Self.bus, &raw, "/test", "test.Vigil", "Reply"))
+            try check(sd_bus_message_new_signal(Self.bus, &raw, path, interface, member))
         }
         self.raw = raw!
         self.message = BusMessage(owning: sd_bus_message_ref(raw)!)
@@ -289,6 +296,19 @@ final class TestMessage {
         try check(sd_bus_message_append_basic(self.raw, CChar(UInt8(ascii: "t")), &value))
     }
 
+    func append(_ value: Bool) throws {
+        var value: Int32 = value ? 1 : 0
+        try check(sd_bus_message_append_basic(self.raw, CChar(UInt8(ascii: "b")), &value))
+    }
+
+    func append(bytes: [UInt8]) throws {
+        try check(
+            bytes.withUnsafeBytes {
+                sd_bus_message_append_array(self.raw, CChar(UInt8(ascii: "y")), $0.baseAddress, $0.count)
+            }
+        )
+    }
+
     /// One `{sv}` entry; a nil value writes an empty container of the signature.
     func property(_ name: String, _ signature: String, _ value: Any?) throws {
         try self.open("e", "sv")
@@ -298,6 +318,8 @@ final class TestMessage {
         case let text as String: try self.append("s", text)
         case let number as UInt32: try self.append(number)
         case let number as UInt64: try self.append(number)
+        case let flag as Bool: try self.append(flag)
+        case let bytes as [UInt8]: try self.append(bytes: bytes)
         default:
             try self.open("a", String(signature.dropFirst()))
             try self.close()

@@ -10,12 +10,13 @@ import VigilCore
 struct SystemdNamespaceTests {
     /// Test units in every state: active, activating (a notify service that never notifies),
     /// deactivating (stopped, with a stop command that never ends), inactive, failed; a service that
-    /// restarts until its start limit, then stays failed; a socket with connections made to it; a timer
-    /// that fired.
+    /// restarts until its start limit, then stays failed; a service that restarts whenever its process
+    /// is killed; sockets with connections made to them (one on `echoPort`, one on `echoPort + 3`); a
+    /// timer that fired.
     static func units(echoPort: Int) -> [String: String] {
         let wanted = [
             "vt-running.service", "vt-failing.service", "vt-restarting.service", "vt-starting.service",
-            "vt-stopping.service", "vt-echo.socket", "vt-tick.timer",
+            "vt-stopping.service", "vt-flaky.service", "vt-echo.socket", "vt-talk.socket", "vt-tick.timer",
         ]
         return [
             "vt-test.target": """
@@ -76,6 +77,29 @@ struct SystemdNamespaceTests {
             MaxConnections=1
             """,
             "vt-echo@.service": """
+            [Unit]
+            DefaultDependencies=no
+            [Service]
+            ExecStart=/bin/cat
+            StandardInput=socket
+            """,
+            "vt-flaky.service": """
+            [Unit]
+            DefaultDependencies=no
+            [Service]
+            ExecStart=/bin/sleep infinity
+            Restart=always
+            RestartSec=50ms
+            TasksAccounting=yes
+            """,
+            "vt-talk.socket": """
+            [Unit]
+            DefaultDependencies=no
+            [Socket]
+            ListenStream=127.0.0.1:\(echoPort + 3)
+            Accept=yes
+            """,
+            "vt-talk@.service": """
             [Unit]
             DefaultDependencies=no
             [Service]
@@ -178,7 +202,8 @@ struct SystemdNamespaceTests {
         before: UnitSnapshot,
         after: UnitSnapshot,
         manager: [String: String],
-        lint: String?
+        lint: String?,
+        testUnitStates: Bool = true
     ) throws {
         #expect(scrape.status == 200)
         let families = try parseExposition(scrape.body)
@@ -288,6 +313,7 @@ struct SystemdNamespaceTests {
             }
         }
 
+        guard testUnitStates else { return }
         // The test units themselves reached the states the test meant, so all five states are covered.
         let expectedStates = [
             "vt-running.service": "active", "vt-starting.service": "activating",
@@ -407,12 +433,19 @@ extension SystemdNamespaceTests {
         try await Self.withSystemd(units: Self.units(echoPort: 21740), target: "vt-test.target") { systemd in
             answer = try await blocking {
                 let connection = try BusConnection.open(systemd.systemBus)
-                return fetchProperties(of: units, connection: connection, deadline: .now + .seconds(10))
+                var cache = UnitCache()
+                return readUnits(
+                    cache.reconcile(units, filter: .all),
+                    cache: &cache,
+                    connection: connection,
+                    files: try hostAccountingFiles(),
+                    deadline: .now + .seconds(10)
+                )
             }
         }
         let fetched = try #require(answer)
         #expect(fetched.connectionError == nil)
-        #expect(fetched.failedCalls == 2, "bad.service's Service and Unit calls are rejected")
+        #expect(fetched.failedCalls == 3, "bad.service's Service and two Unit calls are rejected")
         #expect(fetched.units[0].type == "simple")
         #expect(fetched.units[0].activeEnterTimestamp ?? 0 > 0)
         #expect(fetched.units[2] == UnitProperties())
@@ -446,10 +479,19 @@ extension SystemdNamespaceTests {
         try await Self.withSystemd(units: Self.units(echoPort: 21745), target: "vt-test.target") { systemd in
             result = try await blocking {
                 let connection = try BusConnection.open(systemd.systemBus)
+                let files = try hostAccountingFiles()
                 kill(systemd.pid, SIGSTOP)
                 defer { kill(systemd.pid, SIGCONT) }
                 let started = ContinuousClock.now
-                let fetched = fetchProperties(of: [unit], connection: connection, deadline: .now + .milliseconds(300))
+                var cache = UnitCache()
+                let fetched = readUnits(
+                    cache.reconcile([unit], filter: .all),
+                    cache: &cache,
+                    connection: connection,
+                    files: files,
+                    deadline: .now + .milliseconds(300)
+                )
+                #expect(cache.units[unit.name]?.stale == true, "read again at the next scrape")
                 return (fetched, started.duration(to: .now))
             }
         }
@@ -533,8 +575,280 @@ extension SystemdNamespaceTests {
     }
 }
 
+/// The collector keeps what systemd told it between scrapes: changes made between two scrapes must show
+/// at the next one, each checked against `systemctl show`.
+extension SystemdNamespaceTests {
+    /// `systemctl show` of every unit just before and after a scrape of vigil.
+    private struct Observation: Sendable {
+        let before: UnitSnapshot
+        let scrape: (status: Int, body: String)
+        let after: UnitSnapshot
+        let manager: [String: String]
+
+        init(_ systemd: NamespacedSystemd, port: Int) throws {
+            self.before = try UnitSnapshot(systemd)
+            self.scrape = try httpGet(port: port, path: "/metrics")
+            self.after = try UnitSnapshot(systemd)
+            self.manager = try systemd.show("", ["Version", "SystemState"])
+        }
+    }
+
+    /// Makes a change (blocking, on a thread of its own), scrapes, checks every family against
+    /// `systemctl show`, and returns the scrape.
+    private static func observe(
+        _ systemd: NamespacedSystemd,
+        port: Int,
+        after change: @escaping @Sendable () throws -> Void = {}
+    ) async throws -> Scraped {
+        let observed = try await blocking {
+            try change()
+            return try Observation(systemd, port: port)
+        }
+        try Self.checkFamilies(
+            scrape: observed.scrape,
+            before: observed.before,
+            after: observed.after,
+            manager: observed.manager,
+            lint: nil,
+            testUnitStates: false
+        )
+        return Scraped(try parseExposition(observed.scrape.body))
+    }
+
+    @Test func changesBetweenScrapesShowAtTheNextScrape() async throws {
+        let (echoPort, port) = (21755, 21756)
+        try await Self.withTestUnits(echoPort: echoPort) { systemd in
+            try await blocking { _ = try systemd.startVigil(port: port) }
+            @Sendable func show(_ unit: String, _ property: String) throws -> String? {
+                try systemd.show(unit, [property])[property]
+            }
+            let flaky = ["name": "vt-flaky.service"]
+            var scraped = try await Self.observe(systemd, port: port)
+            #expect(scraped.value("systemd_service_restart_total", flaky) == 0)
+
+            // A restart between two scrapes: the unit is active in both ListUnits replies; its signals
+            // (a new invocation, NRestarts) tell.
+            scraped = try await Self.observe(systemd, port: port) {
+                try systemd.run(["systemctl", "kill", "--signal=KILL", "--kill-who=main", "vt-flaky.service"])
+                try systemd.waitUntil(timeout: .seconds(20), "vt-flaky.service restarted") {
+                    let shown = try systemd.show("vt-flaky.service", ["NRestarts", "SubState"])
+                    return shown["NRestarts"] == "1" && shown["SubState"] == "running"
+                }
+            }
+            #expect(scraped.value("systemd_service_restart_total", flaky) == 1)
+
+            // A socket accepts a connection (and later closes it).
+            let talk = ["name": "vt-talk.socket"]
+            let connection = try await blocking {
+                let connection = try LoopbackConnection(port: echoPort + 3)
+                try systemd.waitUntil(timeout: .seconds(20), "vt-talk.socket accepted") {
+                    try show("vt-talk.socket", "NConnections") == "1"
+                }
+                return connection
+            }
+            scraped = try await Self.observe(systemd, port: port)
+            #expect(scraped.value("systemd_socket_accepted_connections_total", talk) == 1)
+            #expect(scraped.value("systemd_socket_current_connections", talk) == 1)
+            withExtendedLifetime(connection) {}
+            scraped = try await Self.observe(systemd, port: port) {
+                shutdown(connection.descriptor, Int32(SHUT_RDWR))
+                try systemd.waitUntil(timeout: .seconds(20), "vt-talk.socket's connection ended") {
+                    try show("vt-talk.socket", "NConnections") == "0"
+                }
+            }
+            #expect(scraped.value("systemd_socket_current_connections", talk) == 0)
+            // A refused connection changes a counter systemd sends no signal for.
+            scraped = try await Self.observe(systemd, port: port) {
+                _ = try? LoopbackConnection(port: echoPort).readToEnd()
+                try systemd.waitUntil(timeout: .seconds(20), "vt-echo.socket refused again") {
+                    try show("vt-echo.socket", "NRefused") == "2"
+                }
+            }
+            #expect(scraped.value("systemd_socket_refused_connections_total", ["name": "vt-echo.socket"]) == 2)
+
+            // A timer fires again.
+            scraped = try await Self.observe(systemd, port: port) {
+                let fired = try show("vt-tick.timer", "LastTriggerUSecMonotonic")
+                try systemd.run(["systemctl", "restart", "vt-tick.timer"])
+                try systemd.waitUntil(timeout: .seconds(20), "vt-tick.timer fired again") {
+                    try show("vt-tick.timer", "LastTriggerUSecMonotonic") != fired
+                }
+            }
+
+            // A unit stopped, then started.
+            let running = ["name": "vt-running.service"]
+            scraped = try await Self.observe(systemd, port: port) {
+                try systemd.run(["systemctl", "stop", "vt-running.service"])
+            }
+            #expect(scraped.value("systemd_unit_state", running.merging(["state": "inactive"]) { $1 }) == 1)
+            #expect(scraped.value("systemd_unit_tasks_current", running) == nil)
+            scraped = try await Self.observe(systemd, port: port) {
+                try systemd.run(["systemctl", "start", "vt-running.service"])
+            }
+            #expect(scraped.value("systemd_unit_state", running.merging(["state": "active"]) { $1 }) == 1)
+            #expect(scraped.value("systemd_unit_tasks_current", running) == 1)
+
+            // A unit file added, another changed (TasksMax sends no signal), then daemon-reload.
+            scraped = try await Self.observe(systemd, port: port) {
+                try systemd.run([
+                    "sh", "-c",
+                    """
+                    printf '[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep infinity\nTasksMax=77\n' \
+                        > /run/systemd/system/vt-later.service
+                    mkdir -p /run/systemd/system/vt-running.service.d
+                    printf '[Service]\nTasksMax=55\n' > /run/systemd/system/vt-running.service.d/tasks.conf
+                    systemctl daemon-reload && systemctl start vt-later.service
+                    """,
+                ])
+            }
+            #expect(scraped.value("systemd_unit_tasks_max", running) == 55)
+            #expect(scraped.value("systemd_unit_tasks_max", ["name": "vt-later.service"]) == 77)
+            #expect(scraped.value("systemd_unit_info", ["name": "vt-later.service", "service_type": "simple"]) == 1)
+
+            // systemd re-executes itself (a new owner of its bus name), then a unit restarts.
+            scraped = try await Self.observe(systemd, port: port) {
+                try systemd.run(["systemctl", "daemon-reexec"])
+                try systemd.waitUntil(timeout: .seconds(30), "systemd is back") {
+                    (try? show("", "Version")) != nil
+                }
+                try systemd.run(["systemctl", "kill", "--signal=KILL", "--kill-who=main", "vt-flaky.service"])
+                try systemd.waitUntil(timeout: .seconds(20), "vt-flaky.service restarted again") {
+                    let shown = try systemd.show("vt-flaky.service", ["NRestarts", "SubState"])
+                    return shown["NRestarts"] == "2" && shown["SubState"] == "running"
+                }
+            }
+            #expect(scraped.value("systemd_service_restart_total", flaky) == 2)
+            #expect(scraped.value("node_scrape_collector_success", ["collector": "systemd"]) == 1)
+        }
+    }
+
+    /// Without CAP_SYS_ADMIN, which opening a BPF program or map by id needs (vigil as packaged has no
+    /// capabilities), the IP counters come over the bus, current at every scrape as the other figures.
+    @Test func withoutCapabilitiesIPAccountingComesOverTheBus() async throws {
+        let (echoPort, port) = (19570, 19571)
+        try await Self.withTestUnits(echoPort: echoPort) { systemd in
+            try await blocking {
+                _ = try systemd.startVigil(port: port, wrapper: ["setpriv", "--bounding-set=-sys_admin,-bpf"])
+            }
+            for _ in 0..<2 {
+                let scraped = try await Self.observe(systemd, port: port)
+                let running = ["name": "vt-running.service", "type": "service"]
+                #expect((scraped.value("systemd_unit_ip_egress_bytes_total", running) ?? 0) > 0)
+                #expect(scraped.value("node_scrape_collector_success", ["collector": "systemd"]) == 1)
+            }
+
+            // The same in-process, where the source of each figure shows: a `Get` per IP counter and
+            // scrape, with systemd's values.
+            let (second, cache, units, before, after) = try await blocking {
+                let connection = try BusConnection.open(systemd.systemBus)
+                let listed = try listUnits(on: connection, deadline: .now + .seconds(10))
+                var cache = UnitCache()
+                var units: [ListedUnit] = []
+                var second: FetchedProperties?
+                var before: [String: String] = [:]
+                for round in 0..<2 {
+                    units = cache.reconcile(listed, filter: .all)
+                    if round == 1 {
+                        before = try systemd.show("vt-running.service", ["IPIngressBytes", "IPEgressBytes"])
+                    }
+                    second = readUnits(
+                        units,
+                        cache: &cache,
+                        connection: connection,
+                        files: try hostAccountingFiles(findsIPMaps: false),
+                        deadline: .now + .seconds(10)
+                    )
+                }
+                let after = try systemd.show("vt-running.service", ["IPIngressBytes", "IPEgressBytes"])
+                return (try #require(second), cache, units, before, after)
+            }
+            let running = try #require(cache.units["vt-running.service"])
+            #expect(running.sources[AccountingMetric.ipIngress.rawValue] == .bus)
+            #expect(running.sources[AccountingMetric.ipEgress.rawValue] == .bus)
+            let index = try #require(units.firstIndex { $0.name == "vt-running.service" })
+            for (property, value) in [
+                ("IPIngressBytes", second.units[index].ipIngressBytes),
+                ("IPEgressBytes", second.units[index].ipEgressBytes),
+            ] {
+                let range = try #require(UInt64(before[property] ?? ""))...(try #require(UInt64(after[property] ?? "")))
+                #expect(value.map { range.contains($0) } == true, "\(property) \(value ?? 0) in \(range)")
+            }
+        }
+    }
+
+    /// Once the cache holds every unit, a read asks systemd only for the manager's state and the figures
+    /// no signal or file gives (IP accounting, the counters of Accept=yes sockets), and the values stay
+    /// those of a full read.
+    @Test func aSecondReadAsksOnlyForWhatNoSignalOrFileGives() async throws {
+        try await Self.withTestUnits(echoPort: 21765) { systemd in
+            let (first, second, cache, units) = try await blocking {
+                let connection = try BusConnection.open(systemd.systemBus)
+                let listed = try listUnits(on: connection, deadline: .now + .seconds(10))
+                var cache = UnitCache()
+                let units = cache.reconcile(listed, filter: .all)
+                let first = readUnits(
+                    units,
+                    cache: &cache,
+                    connection: connection,
+                    files: try hostAccountingFiles(),
+                    deadline: .now + .seconds(10)
+                )
+                let second = readUnits(
+                    cache.reconcile(listed, filter: .all),
+                    cache: &cache,
+                    connection: connection,
+                    files: try hostAccountingFiles(),
+                    deadline: .now + .seconds(10)
+                )
+                return (first, second, cache, units)
+            }
+            #expect(first.connectionError == nil && second.connectionError == nil)
+            #expect(first.failedCalls == 0 && second.failedCalls == 0)
+            let polled = cache.units.values.reduce(0) { count, unit in
+                count + unit.sources.filter { $0 == .bus }.count + (unit.accept ? 3 : 0)
+            }
+            #expect(second.calls == 1 + polled, "SystemState and the polled figures only")
+            #expect(polled >= 6, "the counters of two Accept=yes sockets")
+            // IP accounting from systemd's BPF maps (the test runs as root), not over the bus.
+            let running = try #require(cache.units["vt-running.service"])
+            for metric in AccountingMetric.allCases {
+                let source = running.sources[metric.rawValue]
+                let fromMap = { if case .map = source { true } else { false } }()
+                #expect(fromMap == metric.isIP, "\(metric): \(source)")
+            }
+            let index = try #require(units.firstIndex { $0.name == "vt-running.service" })
+            #expect((second.units[index].ipEgressBytes ?? 0) > 0, "vt-running connected once")
+            let refreshes = cache.units.values.reduce(0) { $0 + PropertyCall.refresh($1.listed, index: 0).count }
+            #expect(first.calls == 2 + refreshes, "Version, SystemState and a refresh of every unit")
+            #expect(cache.units.values.allSatisfy { !$0.stale })
+            #expect(first.manager?.version != nil && second.manager?.version == first.manager?.version)
+            #expect(second.manager?.systemState != nil)
+            // Everything but the live figures reads the same.
+            var firstStatic = first.units
+            var secondStatic = second.units
+            for index in firstStatic.indices {
+                for metric in AccountingMetric.allCases {
+                    firstStatic[index][metric] = nil
+                    secondStatic[index][metric] = nil
+                }
+            }
+            #expect(firstStatic == secondStatic)
+            let tasks = second.units.compactMap(\.tasksCurrent)
+            #expect(!tasks.isEmpty, "tasks read from pids.current")
+        }
+    }
+}
+
+/// This host's cgroup files, as the collector finds them.
+func hostAccountingFiles(findsIPMaps: Bool = true) throws -> AccountingFiles {
+    AccountingFiles(
+        mounts: parseCgroupMounts(try FileReader().read("/proc/self/mountinfo"), paths: PathRoots()),
+        findsIPMaps: findsIPMaps
+    )
+}
+
 /// What `systemctl show` says of every loaded unit, and the active state of every listed unit.
-private struct UnitSnapshot {
+private struct UnitSnapshot: Sendable {
     static let properties = [
         "ActiveState", "Type", "ActiveEnterTimestamp", "NRestarts", "TasksCurrent", "TasksMax", "NAccepted",
         "NConnections", "NRefused", "LastTriggerUSec", "CPUUsageNSec", "MemoryCurrent", "IOReadBytes",

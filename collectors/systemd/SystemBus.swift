@@ -117,13 +117,22 @@ final class BusConnection: @unchecked Sendable {
         return connection
     }
 
-    /// A method call to systemd's manager or one of its units.
-    func methodCall(path: String, interface: String, member: String) throws(BusError) -> BusMessage {
+    /// Whether the connection goes through a bus daemon (which routes signals only to matches added
+    /// with ``addMatch(_:deadline:)``), rather than straight to systemd.
+    var isBusClient: Bool { sd_bus_is_bus_client(self.bus) > 0 }
+
+    /// A method call to systemd's manager or one of its units (or to another `destination`).
+    func methodCall(
+        path: String,
+        interface: String,
+        member: String,
+        destination: String = "org.freedesktop.systemd1"
+    ) throws(BusError) -> BusMessage {
         var message: OpaquePointer?
         let result = sd_bus_message_new_method_call(
             self.bus,
             &message,
-            "org.freedesktop.systemd1",
+            destination,
             path,
             interface,
             member
@@ -133,19 +142,48 @@ final class BusConnection: @unchecked Sendable {
     }
 
     /// A `Properties.GetAll(interface)` call on `path`.
-    func getAll(path: String, interface: String) throws(BusError) -> BusMessage {
+    func getAll(path: String, interface: StaticString) throws(BusError) -> BusMessage {
         let call = try self.methodCall(path: path, interface: "org.freedesktop.DBus.Properties", member: "GetAll")
-        try call.append(string: interface)
+        // A StaticString literal is NUL-terminated.
+        try call.append(cString: UnsafeRawPointer(interface.utf8Start))
         return call
     }
 
     /// A `Properties.Get(interface, property)` call on `path`.
-    func get(path: String, interface: String, property: StaticString) throws(BusError) -> BusMessage {
+    func get(path: String, interface: StaticString, property: StaticString) throws(BusError) -> BusMessage {
         let call = try self.methodCall(path: path, interface: "org.freedesktop.DBus.Properties", member: "Get")
-        try call.append(string: interface)
-        // A StaticString literal is NUL-terminated.
+        try call.append(cString: UnsafeRawPointer(interface.utf8Start))
         try call.append(cString: UnsafeRawPointer(property.utf8Start))
         return call
+    }
+
+    /// Asks the bus daemon to route the signals that match `rule` to this connection.
+    func addMatch(_ rule: String, deadline: ContinuousClock.Instant) throws(BusError) {
+        let call = try self.methodCall(
+            path: "/org/freedesktop/DBus",
+            interface: "org.freedesktop.DBus",
+            member: "AddMatch",
+            destination: "org.freedesktop.DBus"
+        )
+        try call.append(string: rule)
+        _ = try self.call(call, deadline: deadline, operation: "AddMatch")
+    }
+
+    /// Hands every message that has arrived (signals, between scrapes) to `handle`, without waiting for
+    /// more; returns false if `deadline` passed first.
+    func drain(deadline: ContinuousClock.Instant, _ handle: (borrowing BusMessage) -> Void) throws(BusError) -> Bool {
+        while ContinuousClock.now < deadline {
+            var received: OpaquePointer?
+            // Reads the socket without blocking; 0 once nothing is queued.
+            let result = sd_bus_process(self.bus, &received)
+            guard result >= 0 else { throw BusError("receive", code: result) }
+            if let received {
+                handle(BusMessage(owning: received))
+            } else if result == 0 {
+                return true
+            }
+        }
+        return false
     }
 
     /// Sends `call` and waits for its reply until `deadline`.
@@ -168,7 +206,8 @@ final class BusConnection: @unchecked Sendable {
     }
 
     /// Sends `count` calls, at most `window` unanswered at a time, and hands each reply (or error reply)
-    /// to `handle` as it arrives, until every call is answered or `deadline` passes.
+    /// to `handle` as it arrives, until every call is answered or `deadline` passes. Other messages
+    /// that arrive meanwhile (signals) go to `other`.
     ///
     /// Pipelining hides the round trip through the bus daemon: systemd answers one call while the
     /// next is already queued. The bus daemon limits unanswered calls per connection (128 by default).
@@ -180,7 +219,8 @@ final class BusConnection: @unchecked Sendable {
         window: Int,
         deadline: ContinuousClock.Instant,
         makeCall: (Int) throws(BusError) -> BusMessage,
-        handle: (Int, borrowing BusMessage) -> Void
+        handle: (Int, borrowing BusMessage) -> Void,
+        other: (borrowing BusMessage) -> Void = { _ in }
     ) throws(BusError) {
         var pending: [UInt64: Int] = [:]
         pending.reserveCapacity(window)
@@ -203,11 +243,15 @@ final class BusConnection: @unchecked Sendable {
             if let received {
                 let reply = BusMessage(owning: received)
                 var cookie: UInt64 = 0
-                // Signals (NameAcquired…) and stale replies carry no cookie of ours: dropped.
-                if sd_bus_message_get_reply_cookie(received, &cookie) >= 0, let index = pending[cookie] {
-                    pending[cookie] = nil
-                    answered += 1
-                    handle(index, reply)
+                if sd_bus_message_get_reply_cookie(received, &cookie) >= 0 {
+                    // A stale reply (to a call of an earlier, abandoned pipeline) is dropped.
+                    if let index = pending[cookie] {
+                        pending[cookie] = nil
+                        answered += 1
+                        handle(index, reply)
+                    }
+                } else {
+                    other(reply)
                 }
                 continue
             }
@@ -299,6 +343,31 @@ struct BusMessage: ~Copyable {
         guard result > 0 else { throw BusError("read u", code: result == 0 ? EBADMSG : result) }
         return value
     }
+
+    func readBool() throws(BusError) -> Bool {
+        var value: Int32 = 0
+        let result = sd_bus_message_read_basic(self.message, typeCode("b"), &value)
+        guard result > 0 else { throw BusError("read b", code: result == 0 ? EBADMSG : result) }
+        return value != 0
+    }
+
+    /// An array of bytes (`ay`).
+    func readBytes() throws(BusError) -> [UInt8] {
+        var pointer: UnsafeRawPointer?
+        var size = 0
+        let result = sd_bus_message_read_array(self.message, typeCode("y"), &pointer, &size)
+        guard result >= 0 else { throw BusError("read ay", code: result) }
+        guard let pointer, size > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: size))
+    }
+
+    /// Whether this is the signal `member` of `interface`.
+    func isSignal(_ interface: String, _ member: String) -> Bool {
+        sd_bus_message_is_signal(self.message, interface, member) > 0
+    }
+
+    /// The object path the message is about (for a signal, the object that emitted it).
+    var path: UnsafePointer<CChar>? { sd_bus_message_get_path(self.message) }
 
     /// The signature of the variant at the cursor (`"t"`, `"s"`…), without moving the cursor.
     func peekVariantSignature() throws(BusError) -> UnsafePointer<CChar>? {

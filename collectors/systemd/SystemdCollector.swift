@@ -6,10 +6,39 @@ import VigilCore
 /// `systemd_unit_info`, …), the unit's resource accounting, and node_exporter's `node_systemd_units`,
 /// `node_systemd_system_running` and `node_systemd_version`.
 ///
-/// Per scrape: `ListUnits`, then one `Properties.GetAll` per unit for the interface of its type
-/// (Service, Socket, Timer, Mount, Swap, Slice, Scope) and, for active services, the Unit interface's
-/// start time; all pipelined on one persistent connection, and bounded by the scrape's deadline.
-/// Without a system bus (or without systemd on it) the collector reports no data and says why once.
+/// Asking systemd for a unit's properties is what costs (a `GetAll` makes systemd serialize some 300
+/// properties), so the collector keeps the units' properties between scrapes and asks only for what may
+/// have changed. On one persistent connection, subscribed to systemd's signals, a scrape
+///
+/// 1. takes the signals that arrived since the last scrape: `PropertiesChanged` of a unit carries the
+///    values of the properties systemd flags `emits-change` (`NRestarts`, `ActiveEnterTimestamp`,
+///    `LastTriggerUSec`, `Mount.Type`, `InvocationID`); a new `InvocationID` (the unit started again)
+///    marks the unit for a refresh; `UnitNew`/`UnitRemoved` mark it too, `Reloading` (daemon-reload,
+///    daemon-reexec) and a new owner of `org.freedesktop.systemd1` mark every unit;
+/// 2. calls `ListUnits` once (every unit's state and job in one reply, for `systemd_unit_state` and the
+///    unfiltered `node_systemd_units`); a unit that is new, or whose active state, sub-state, load
+///    state or job changed, is marked for a refresh;
+/// 3. marks `⌈units / 60⌉` more units in turn, so that every unit is read again at least every 60
+///    scrapes: the safety net for what systemd changes without a signal (`TasksMax`, `Accept` or the
+///    accounting settings changed by `systemctl set-property` — `daemon-reload` sends `Reloading`);
+/// 4. refreshes the marked units: `Get(InvocationID)` and one `GetAll` of the unit type's interface
+///    (and for an active service `Get(ActiveEnterTimestamp)`), pipelined;
+/// 5. reads the accounting figures systemd does not signal from the unit's cgroup files, as systemd
+///    computes them (``AccountingFiles``; for CPU and IO minus the counter at the unit's start, which
+///    each refresh measures again), and IP accounting from systemd's BPF maps, found at the refresh
+///    (``IPAccountingMap``; needs CAP_NET_ADMIN and CAP_SYS_ADMIN); a unit whose cgroup is gone keeps
+///    systemd's last value; where vigil can read neither — the host's root slice (systemd reads /proc),
+///    IP maps without the privileges — one `Properties.Get` per figure and scrape; and `Accept=yes`
+///    sockets, whose connection counters change without a signal (`NRefused` never signals), get one
+///    `Get` per counter and scrape.
+///
+/// Worst-case staleness: a value systemd signals is current at the next scrape; one it does not signal
+/// and that changes without a state change, reload or restart of the unit is at most 60 scrapes old.
+/// Accounting figures are read every scrape. With signals lost (a new connection after the bus daemon
+/// or systemd restarted) every unit is refreshed.
+///
+/// Every call is bounded by the scrape's deadline; without a system bus (or without systemd on it) the
+/// collector reports no data and says why once.
 struct SystemdCollector: Collector {
     static let unitInclude = "systemd.collector.unit-include"
     static let unitExclude = "systemd.collector.unit-exclude"
@@ -53,8 +82,10 @@ struct SystemdCollector: Collector {
         )
     }
 
-    /// Unanswered GetAll calls at a time; dbus-daemon allows 128 per connection by default.
+    /// Unanswered calls at a time; dbus-daemon allows 128 per connection by default.
     static let window = 64
+    /// Every unit is refreshed at least once in this many scrapes.
+    static let roundRobinScrapes = 60
 
     let filter: NameFilter
     /// Where systemd is: the system bus, or (tests) another bus or systemd's private socket.
@@ -68,41 +99,70 @@ struct SystemdCollector: Collector {
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let deadline = busDeadline(context.deadline)
-        var (connection, reused): (BusConnection, Bool)
-        do {
-            (connection, reused) = try self.bus.take(self.endpoint)
-        } catch {
-            let what = self.endpoint == .systemBus ? "no system bus" : "systemd is not reachable"
-            throw self.bus.unavailable("\(what) (\(error))", logger: context.logger)
-        }
+        var session = self.bus.take()
+        var reused = session.connection != nil
+        var connection: BusConnection
         var allUnits: [ListedUnit] = []
         while true {
+            do {
+                connection = try session.connection ?? session.open(self.endpoint)
+            } catch {
+                self.bus.giveBack(session)
+                let what = self.endpoint == .systemBus ? "no system bus" : "systemd is not reachable"
+                throw self.bus.unavailable("\(what) (\(error))", logger: context.logger)
+            }
             do throws(BusError) {
+                if session.needsSubscribe { try session.subscribe(deadline: deadline) }
+                // Signals first: they mark units that ListUnits shows unchanged (restarted meanwhile).
+                guard try connection.drain(deadline: deadline, { session.cache.take(signal: $0) }) else {
+                    throw BusError.timedOut("signals")
+                }
+                if session.cache.resubscribe { try session.subscribe(deadline: deadline) }
                 allUnits = try listUnits(on: connection, deadline: deadline)
                 break
             } catch {
+                // The connection is dropped (a late reply must not meet the next scrape); the cache
+                // stays, to be refreshed in full on the next connection.
+                session.connection = nil
                 if error.meansNoService {
-                    self.bus.giveBack(connection)
+                    self.bus.giveBack(session)
                     throw self.bus.unavailable("systemd is not on the system bus (\(error))", logger: context.logger)
                 }
                 // A kept connection may have died with the bus daemon or systemd since the last scrape.
-                if reused && error.meansDisconnected, let fresh = try? BusConnection.open(self.endpoint) {
-                    (connection, reused) = (fresh, false)
+                if reused && error.meansDisconnected {
+                    reused = false
                     continue
                 }
-                // The connection is dropped: a late reply must not meet the next scrape.
+                self.bus.giveBack(session)
                 throw CollectorError.failed("\(error)")
             }
         }
         self.bus.available(logger: context.logger)
 
-        let units = allUnits.filter { $0.loadState == "loaded" && self.filter.allows($0.name) }
-        let fetched = fetchProperties(of: units, connection: connection, deadline: deadline)
-        if let broken = fetched.connectionError {
-            context.recordFailure("unit properties incomplete: \(broken)")
+        let units = session.cache.reconcile(allUnits, filter: self.filter)
+        if session.subscribed {
+            let perScrape = Self.roundRobinScrapes
+            session.cache.markRoundRobin((units.count + perScrape - 1) / perScrape)
         } else {
-            self.bus.giveBack(connection)
+            // Without signals nothing tells a restart between two scrapes: every unit is read every time.
+            session.cache.invalidateAll()
         }
+        let mounts = parseCgroupMounts(
+            (try? context.reader.read(context.paths.proc("self/mountinfo"))) ?? [],
+            paths: context.paths
+        )
+        let fetched = readUnits(
+            units,
+            cache: &session.cache,
+            connection: connection,
+            files: AccountingFiles(mounts: mounts),
+            deadline: deadline
+        )
+        if let broken = fetched.connectionError {
+            session.connection = nil
+            context.recordFailure("unit properties incomplete: \(broken)")
+        }
+        self.bus.giveBack(session)
         if let failed = fetched.firstFailure {
             context.recordFailure("\(fetched.failedCalls) property calls failed, the first: \(failed)")
         }
@@ -133,34 +193,80 @@ private func busDeadline(_ deadline: ContinuousClock.Instant) -> ContinuousClock
     return deadline - min(.milliseconds(100), left / 10)
 }
 
-/// What the collector keeps between scrapes: one idle connection to reuse, and what it last said
-/// about the bus being unreachable (so that it says it once, not every scrape).
+/// A connection to systemd, subscribed to its signals, and the unit cache those signals keep current.
+struct SystemdSession: Sendable {
+    var connection: BusConnection?
+    var cache = UnitCache()
+    /// The connection is new: the bus daemon is to route systemd's signals to it, and systemd to send them.
+    var needsSubscribe = false
+    /// systemd accepted `Subscribe` on this connection.
+    var subscribed = false
+
+    /// Opens a new connection; every cached unit is then refreshed (signals may have been missed).
+    mutating func open(_ endpoint: BusEndpoint) throws(BusError) -> BusConnection {
+        let connection = try BusConnection.open(endpoint)
+        self.connection = connection
+        self.needsSubscribe = true
+        self.subscribed = false
+        self.cache.invalidateAll()
+        self.cache.version = nil
+        return connection
+    }
+
+    /// Asks systemd to send its unit signals (it sends none while nobody is subscribed), and the bus
+    /// daemon to route them here.
+    mutating func subscribe(deadline: ContinuousClock.Instant) throws(BusError) {
+        guard let connection = self.connection else { return }
+        if self.needsSubscribe && connection.isBusClient {
+            for rule in SystemdSignal.matchRules { try connection.addMatch(rule, deadline: deadline) }
+        }
+        self.needsSubscribe = false
+        self.cache.resubscribe = false
+        let call = try connection.methodCall(
+            path: "/org/freedesktop/systemd1",
+            interface: "org.freedesktop.systemd1.Manager",
+            member: "Subscribe"
+        )
+        do {
+            _ = try connection.call(call, deadline: deadline, operation: "Subscribe")
+            self.subscribed = true
+        } catch {
+            if error.name == "org.freedesktop.systemd1.AlreadySubscribed" {
+                self.subscribed = true
+            } else if error.name != nil && !error.meansNoService && !error.meansDisconnected {
+                // Refused: the collector still works, reading every unit every scrape.
+                self.subscribed = false
+            } else {
+                throw error
+            }
+        }
+    }
+}
+
+/// What the collector keeps between scrapes: one idle session (connection and unit cache), and what
+/// it last said about the bus being unreachable (so that it says it once, not every scrape).
 final class SystemdBus: Sendable {
-    private let idle = Mutex<BusConnection?>(nil)
+    private let idle = Mutex<SystemdSession?>(nil)
     private let unavailableReason = Mutex<String?>(nil)
 
-    /// The idle connection (reused: true), or a new one when there is none (first scrape, dropped
-    /// after an error, or in use by a concurrent scrape).
-    func take(_ endpoint: BusEndpoint) throws(BusError) -> (BusConnection, reused: Bool) {
-        let idle = self.idle.withLock { idle -> BusConnection? in
-            let connection = idle
-            idle = nil
-            return connection
+    /// The idle session, or a new one when there is none (first scrape, or in use by a concurrent
+    /// scrape).
+    func take() -> SystemdSession {
+        self.idle.withLock { idle in
+            defer { idle = nil }
+            return idle ?? SystemdSession()
         }
-        if let idle { return (idle, true) }
-        return (try BusConnection.open(endpoint), false)
     }
 
-    /// Keeps `connection` for the next scrape (a second one, from a concurrent scrape, is closed).
-    func giveBack(_ connection: BusConnection) {
-        let extra = self.idle.withLock { idle -> BusConnection? in
-            guard idle == nil else { return connection }
-            idle = connection
+    /// Keeps `session` for the next scrape (a second one, from a concurrent scrape, is dropped).
+    func giveBack(_ session: SystemdSession) {
+        let extra = self.idle.withLock { idle -> SystemdSession? in
+            guard idle == nil else { return session }
+            idle = session
             return nil
         }
-        _ = extra  // closed here, outside the lock
+        _ = extra  // its connection is closed here, outside the lock
     }
-
     /// Logs why there is no data when the reason is new, and returns the error for the scraper.
     func unavailable(_ reason: String, logger: Logger) -> CollectorError {
         let isNew = self.unavailableReason.withLock { last in
@@ -186,127 +292,4 @@ final class SystemdBus: Sendable {
             logger.info("systemd is reachable on the system bus", metadata: ["collector": "systemd"])
         }
     }
-}
-
-/// The properties of one scrape's units, and how their calls went.
-struct FetchedProperties {
-    var manager: ManagerProperties?
-    var units: [UnitProperties]
-    /// Calls answered with an error other than "not there"; their units' series are missing.
-    var failedCalls = 0
-    var firstFailure: BusError?
-    /// The connection broke or the deadline passed: units not answered by then have no properties.
-    var connectionError: BusError?
-}
-
-/// One property call: `GetAll(interface)`, or `Get(interface, property)` when one property is all
-/// vigil needs of the interface.
-struct PropertyCall {
-    /// The unit's index, or -1 for the manager.
-    let unit: Int
-    let interface: String
-    let single: BusProperty?
-    let wanted: PropertySet
-
-    static let manager = PropertyCall(
-        unit: -1,
-        interface: "org.freedesktop.systemd1.Manager",
-        single: nil,
-        wanted: PropertySet([.version, .systemState])
-    )
-
-    /// The calls for a unit of this type: its type's interface, and for an active service the Unit
-    /// interface's ActiveEnterTimestamp (a Get: the Unit interface's other hundred properties, with
-    /// every dependency list, would cost systemd more than the service's).
-    static func calls(for unit: ListedUnit, index: Int) -> [PropertyCall] {
-        let accounting: [BusProperty] = [
-            .cpuUsageNSec, .memoryCurrent, .ioReadBytes, .ioWriteBytes, .ipIngressBytes, .ipEgressBytes,
-        ]
-        func getAll(_ interface: String, _ wanted: [BusProperty]) -> PropertyCall {
-            PropertyCall(
-                unit: index,
-                interface: "org.freedesktop.systemd1." + interface,
-                single: nil,
-                wanted: PropertySet(wanted)
-            )
-        }
-        switch unit.type {
-        case "service":
-            let service = getAll("Service", [.type, .nRestarts, .tasksCurrent, .tasksMax] + accounting)
-            guard unit.activeState == "active" else { return [service] }
-            let started = PropertyCall(
-                unit: index,
-                interface: "org.freedesktop.systemd1.Unit",
-                single: .activeEnterTimestamp,
-                wanted: PropertySet([.activeEnterTimestamp])
-            )
-            return [service, started]
-        case "socket": return [getAll("Socket", [.nAccepted, .nConnections, .nRefused] + accounting)]
-        case "timer": return [getAll("Timer", [.lastTriggerUSec])]
-        case "mount": return [getAll("Mount", [.type] + accounting)]
-        case "swap": return [getAll("Swap", accounting)]
-        case "slice": return [getAll("Slice", accounting)]
-        case "scope": return [getAll("Scope", accounting)]
-        default: return []
-        }
-    }
-}
-
-/// Reads the manager's and every unit's properties, pipelined on `connection`.
-func fetchProperties(
-    of units: [ListedUnit],
-    connection: BusConnection,
-    deadline: ContinuousClock.Instant
-) -> FetchedProperties {
-    var calls = [PropertyCall.manager]
-    for (index, unit) in units.enumerated() {
-        calls += PropertyCall.calls(for: unit, index: index)
-    }
-    var fetched = FetchedProperties(units: Array(repeating: UnitProperties(), count: units.count))
-    var manager = ManagerProperties()
-    var managerAnswered = false
-    do {
-        try connection.pipeline(
-            count: calls.count,
-            window: SystemdCollector.window,
-            deadline: deadline,
-            makeCall: { (index: Int) throws(BusError) -> BusMessage in
-                let call = calls[index]
-                let path = call.unit < 0 ? "/org/freedesktop/systemd1" : units[call.unit].path
-                guard let property = call.single else {
-                    return try connection.getAll(path: path, interface: call.interface)
-                }
-                return try connection.get(path: path, interface: call.interface, property: property.name)
-            },
-            handle: { index, reply in
-                let call = calls[index]
-                do throws(BusError) {
-                    if let error = reply.error(
-                        of: "\(call.interface) of \(call.unit < 0 ? "manager" : units[call.unit].name)"
-                    ) {
-                        // A unit that vanished since ListUnits, an interface this systemd lacks: no series.
-                        guard !error.meansAbsent else { return }
-                        throw error
-                    }
-                    if call.unit < 0 {
-                        try decodeProperties(reply, wanted: call.wanted) { manager.set($0, $1) }
-                        managerAnswered = true
-                    } else if let property = call.single {
-                        if let value = try decodeVariant(reply, as: property) {
-                            fetched.units[call.unit].set(property, value)
-                        }
-                    } else {
-                        try decodeProperties(reply, wanted: call.wanted) { fetched.units[call.unit].set($0, $1) }
-                    }
-                } catch {
-                    fetched.failedCalls += 1
-                    if fetched.firstFailure == nil { fetched.firstFailure = error }
-                }
-            }
-        )
-    } catch {
-        fetched.connectionError = error
-    }
-    if managerAnswered { fetched.manager = manager }
-    return fetched
 }

@@ -10,17 +10,29 @@ struct ListedUnit: Sendable, Equatable {
     let loadState: String
     /// active, reloading, inactive, failed, activating, deactivating, maintenance (refreshing on 255+).
     let activeState: String
+    /// The type-specific state (running, exited, listening, auto-restart…).
+    let subState: String
     /// The unit's object path, as systemd returned it (no need to encode the name).
     let path: String
+    /// The id of the job queued for the unit, 0 for none.
+    let jobID: UInt32
     /// The unit type: the name's suffix after the last dot (`service`, `socket`…).
     let type: Substring
 
-    init(name: String, loadState: String, activeState: String, path: String) {
+    init(name: String, loadState: String, activeState: String, subState: String = "", path: String, jobID: UInt32 = 0) {
         self.name = name
         self.loadState = loadState
         self.activeState = activeState
+        self.subState = subState
         self.path = path
+        self.jobID = jobID
         self.type = name.lastIndex(of: ".").map { name[name.index(after: $0)...] } ?? ""
+    }
+
+    /// Whether the unit is in the same state, with the same job, as `other` says.
+    func sameState(as other: ListedUnit) -> Bool {
+        self.activeState == other.activeState && self.subState == other.subState && self.jobID == other.jobID
+            && self.loadState == other.loadState
     }
 }
 
@@ -34,11 +46,22 @@ func decodeListUnits(_ reply: borrowing BusMessage) throws(BusError) -> [ListedU
         try reply.skip("s")
         let loadState = try reply.readString()
         let activeState = try reply.readString()
-        try reply.skip("ss")
+        let subState = try reply.readString()
+        try reply.skip("s")
         let path = try reply.readString("o")
-        try reply.skip("uso")
+        let jobID = try reply.readUInt32()
+        try reply.skip("so")
         try reply.exit()
-        units.append(ListedUnit(name: name, loadState: loadState, activeState: activeState, path: path))
+        units.append(
+            ListedUnit(
+                name: name,
+                loadState: loadState,
+                activeState: activeState,
+                subState: subState,
+                path: path,
+                jobID: jobID
+            )
+        )
     }
     try reply.exit()
     return units
@@ -47,16 +70,16 @@ func decodeListUnits(_ reply: borrowing BusMessage) throws(BusError) -> [ListedU
 /// The D-Bus properties vigil reads from systemd's manager and units.
 enum BusProperty: Int, CaseIterable {
     // org.freedesktop.systemd1.Unit
-    case activeEnterTimestamp
+    case activeEnterTimestamp, invocationID
     // Service and Mount
     case type
     // Service
     case nRestarts
     // the cgroup block of Service, Socket, Mount, Swap, Slice, Scope
-    case tasksCurrent, tasksMax, cpuUsageNSec, memoryCurrent, ioReadBytes, ioWriteBytes, ipIngressBytes
-    case ipEgressBytes
+    case controlGroup, tasksCurrent, tasksMax, cpuUsageNSec, memoryCurrent, ioReadBytes, ioWriteBytes
+    case ipIngressBytes, ipEgressBytes
     // Socket
-    case nAccepted, nConnections, nRefused
+    case accept, nAccepted, nConnections, nRefused
     // Timer
     case lastTriggerUSec
     // Manager
@@ -65,6 +88,9 @@ enum BusProperty: Int, CaseIterable {
     var name: StaticString {
         switch self {
         case .activeEnterTimestamp: "ActiveEnterTimestamp"
+        case .invocationID: "InvocationID"
+        case .controlGroup: "ControlGroup"
+        case .accept: "Accept"
         case .type: "Type"
         case .nRestarts: "NRestarts"
         case .tasksCurrent: "TasksCurrent"
@@ -84,11 +110,13 @@ enum BusProperty: Int, CaseIterable {
         }
     }
 
-    /// The D-Bus type systemd declares for the property: `t` (uint64), `u` (uint32) or `s`.
-    var signature: Unicode.Scalar {
+    /// The D-Bus type systemd declares for the property: `t` (uint64), `u` (uint32), `s`, `b` or `ay`.
+    var signature: StaticString {
         switch self {
-        case .type, .version, .systemState: "s"
+        case .type, .version, .systemState, .controlGroup: "s"
         case .nRestarts, .nAccepted, .nConnections, .nRefused: "u"
+        case .accept: "b"
+        case .invocationID: "ay"
         default: "t"
         }
     }
@@ -117,6 +145,8 @@ enum BusValue: Equatable {
     case uint64(UInt64)
     case uint32(UInt32)
     case string(String)
+    case bool(Bool)
+    case bytes([UInt8])
 }
 
 /// A set of ``BusProperty`` values.
@@ -163,21 +193,44 @@ func decodeProperties(
     try reply.exit()
 }
 
+/// Reads a reply of either kind: a `Get`'s variant (`single`), or a `GetAll`'s dictionary.
+func decodeProperties(
+    _ reply: borrowing BusMessage,
+    wanted: PropertySet,
+    single: BusProperty?,
+    _ found: (BusProperty, BusValue) -> Void
+) throws(BusError) {
+    guard let single else { return try decodeProperties(reply, wanted: wanted, found) }
+    if let value = try decodeVariant(reply, as: single) { found(single, value) }
+}
+
 /// Reads the variant at the cursor as `property` expects it; skips it and returns nil when it holds
 /// another type.
 func decodeVariant(_ reply: borrowing BusMessage, as property: BusProperty) throws(BusError) -> BusValue? {
+    let expected = property.signature
     guard let signature = try reply.peekVariantSignature(),
-        signature[0] == CChar(bitPattern: UInt8(ascii: property.signature)), signature[1] == 0
+        strcmp(signature, UnsafeRawPointer(expected.utf8Start).assumingMemoryBound(to: CChar.self)) == 0
     else {
         try reply.skip("v")
         return nil
     }
-    _ = try reply.enter("v", String(property.signature))
     let value: BusValue
-    switch property.signature {
-    case "t": value = .uint64(try reply.readUInt64())
-    case "u": value = .uint32(try reply.readUInt32())
-    default: value = .string(try reply.readString())
+    switch expected.utf8Start[0] {
+    case UInt8(ascii: "t"):
+        _ = try reply.enter("v", "t")
+        value = .uint64(try reply.readUInt64())
+    case UInt8(ascii: "u"):
+        _ = try reply.enter("v", "u")
+        value = .uint32(try reply.readUInt32())
+    case UInt8(ascii: "b"):
+        _ = try reply.enter("v", "b")
+        value = .bool(try reply.readBool())
+    case UInt8(ascii: "a"):
+        _ = try reply.enter("v", "ay")
+        value = .bytes(try reply.readBytes())
+    default:
+        _ = try reply.enter("v", "s")
+        value = .string(try reply.readString())
     }
     try reply.exit()
     return value
