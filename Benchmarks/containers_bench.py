@@ -1,18 +1,31 @@
-#!/usr/bin/env python3
 """Cost of vigil's containers collector at 100, 500 and 1,000 containers.
 
 Generates cgroup trees (v1 hybrid and v2) of Kubernetes pods — a sandbox and an application
 container each, with containerd's state files and one network namespace per pod — runs the release
-`vigil` binary on each (--path.procfs/--path.sysfs/--path.rootfs, only the containers collector),
-scrapes it N times and prints, per tree: CPU time per scrape (the process's CPU delta / N), the
-collector's own duration, RSS growth against an empty tree, and the cost per container, whose
-constancy across sizes shows the cost is linear.
+`vigil` binary on each (--path.procfs/--path.sysfs/--path.rootfs, default collectors, scraped with
+`?collect[]=containers`) and prints, per tree:
 
-Steady state: the first scrape reads every state file and every limit; limits are read again once
-a minute (the collector's specMaxAge), so the scrapes measured here read the figures only.
+  (a) CPU per scrape of the whole agent (user + system of the process / scrapes), identity encoding,
+      and the kernel's share of it;
+  (b) the same with `Accept-Encoding: gzip`, as Prometheus scrapes;
+  (c) the collector's own collection time (node_scrape_collector_duration_seconds);
+  (d) RSS growth against an empty tree: steady (VmRSS between scrapes) and peak (VmHWM);
+  (e) exposition bytes (identity and gzip) and series;
 
-Usage: python3 Benchmarks/containers_bench.py [--binary .build/release/vigil] [--scrapes 20]
-       [--sizes 100,500,1000] [--layouts hybrid,v2]   (make bench-containers)
+then the cost per container and the marginal cost per added container, whose constancy across sizes
+shows the cost is linear, and the issue's targets (CPU ≤ 20 ms per scrape and RSS growth ≤ 10 MB at
+1,000 containers, linear cost) marked met or missed.
+
+Each tree is measured in `--rounds` batches of `--scrapes` scrapes: the CPU figures are the median of
+the batches, with their spread. The machine the figures are taken on should be quiet; on a shared one
+the spread shows how much to trust them. The trees are ordinary files (tmpfs or disk), not cgroupfs:
+the kernel's cost per cgroup file differs somewhat on a live host.
+
+Steady state: the first scrapes read every state file and every limit; limits are read again once a
+minute (the collector's specMaxAge), so the scrapes measured here read the figures only.
+
+Usage: python3 Benchmarks/containers_bench.py [--binary .build/release/vigil] [--scrapes 10]
+       [--rounds 3] [--sizes 100,500,1000] [--layouts hybrid,v2]   (make bench-containers)
 """
 
 import argparse
@@ -82,18 +95,21 @@ def generate(base, layout, containers):
 
 
 def process_cpu_seconds(pid):
-    """User and system CPU seconds of a process."""
+    """User and system CPU seconds of a process (all its threads)."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
-def rss_kib(pid):
-    return int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{pid}/status").read()).group(1))
+def status_kib(pid, key):
+    return int(re.search(key + r":\s+(\d+)", open(f"/proc/{pid}/status").read()).group(1))
 
 
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
+def scrape(port, gzip=False):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics?collect[]=containers")
+    if gzip:
+        request.add_header("Accept-Encoding", "gzip")
+    with urllib.request.urlopen(request, timeout=60) as response:
         return response.read()
 
 
@@ -107,64 +123,147 @@ def wait_for_port(port, deadline=30):
     raise RuntimeError(f"vigil did not listen on {port}")
 
 
-def measure(binary, base, scrapes, port):
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+class Result:
+    """The figures of one tree."""
+
+    def __init__(self):
+        self.cpu = []           # (a) CPU seconds per scrape, one per round, identity
+        self.kernel = []        # kernel share of (a)
+        self.cpu_gzip = []      # (b)
+        self.duration = []      # (c) collector seconds, every scrape
+        self.rss = 0            # (d) KiB, steady
+        self.hwm = 0            # (d) KiB, peak
+        self.body = 0           # (e) bytes
+        self.body_gzip = 0
+        self.series = 0
+
+
+def batch(agent, port, scrapes, gzip):
+    """CPU seconds per scrape over `scrapes` scrapes, the kernel's share, and the last body."""
+    user_before, system_before = process_cpu_seconds(agent.pid)
+    for _ in range(scrapes):
+        body = scrape(port, gzip)
+    user_after, system_after = process_cpu_seconds(agent.pid)
+    total = user_after - user_before + system_after - system_before
+    return total / scrapes, (system_after - system_before) / max(total, 1e-9), body
+
+
+def measure(binary, base, scrapes, rounds, port):
     agent = subprocess.Popen(
         [binary, f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={base}/proc",
-         f"--path.sysfs={base}/sys", f"--path.rootfs={base}/root", "--collector.disable-defaults",
-         "--collector.containers", "--log.level=warn"],
+         f"--path.sysfs={base}/sys", f"--path.rootfs={base}/root", "--log.level=warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    result = Result()
     try:
         wait_for_port(port)
-        body = scrape(port)  # first scrape: state files, limits
-        scrape(port)
-        user_before, system_before = process_cpu_seconds(agent.pid)
-        durations = []
-        for _ in range(scrapes):
-            body = scrape(port)
-            match = re.search(rb'node_scrape_collector_duration_seconds\{collector="containers"\} (\S+)', body)
-            durations.append(float(match.group(1)))
-        user_after, system_after = process_cpu_seconds(agent.pid)
-        cpu = (user_after - user_before + system_after - system_before) / scrapes
-        system_share = (system_after - system_before) / max(cpu * scrapes, 1e-9)
+        body = scrape(port)  # first scrapes: state files, limits
+        scrape(port, gzip=True)
         if b'node_scrape_collector_success{collector="containers"} 1' not in body:
             raise RuntimeError("the containers collector failed: " + body[-2000:].decode())
-        series = body.count(b"\ncontainer_")
-        return cpu, system_share, sum(durations) / len(durations), rss_kib(agent.pid), len(body), series
+        for _ in range(rounds):
+            cpu, kernel, body = batch(agent, port, scrapes, gzip=False)
+            result.cpu.append(cpu)
+            result.kernel.append(kernel)
+            result.rss = max(result.rss, status_kib(agent.pid, "VmRSS"))
+            cpu, _, compressed = batch(agent, port, scrapes, gzip=True)
+            result.cpu_gzip.append(cpu)
+        for _ in range(scrapes):
+            match = re.search(rb'node_scrape_collector_duration_seconds\{collector="containers"\} (\S+)',
+                              scrape(port))
+            result.duration.append(float(match.group(1)))
+        result.hwm = status_kib(agent.pid, "VmHWM")
+        result.body = len(body)
+        result.body_gzip = len(compressed)
+        result.series = sum(1 for line in body.split(b"\n") if line.startswith((b"container_", b"machine_")))
+        return result
     finally:
         agent.terminate()
         agent.wait()
 
 
+def verdict(met):
+    return "met" if met else "MISSED"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--binary", default=".build/release/vigil")
-    parser.add_argument("--scrapes", type=int, default=20)
+    parser.add_argument("--scrapes", type=int, default=10, help="scrapes per batch")
+    parser.add_argument("--rounds", type=int, default=3, help="batches per tree (medians are printed)")
     parser.add_argument("--sizes", default="100,500,1000")
     parser.add_argument("--layouts", default="hybrid,v2")
     parser.add_argument("--keep", action="store_true", help="keep the generated trees")
+    parser.add_argument("--work", default=f"/tmp/vigil-containers-bench-{os.getpid()}", help="where trees go")
+    parser.add_argument("--port", type=int, default=PORT, help="first of the TCP ports used (up to +20)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    work = f"/tmp/vigil-containers-bench-{os.getpid()}"
+    work = args.work
     os.makedirs(work, exist_ok=True)
-    print(f"vigil containers collector: {args.scrapes} scrapes per tree, pods of a sandbox and one container")
-    print(f"{'layout':<7} {'containers':>10} {'series':>7} {'body MB':>8} {'CPU/scrape ms':>14} {'kernel %':>9} "
-          f"{'collector ms':>13} {'RSS MB':>7} {'RSS growth MB':>14} {'CPU µs/container':>17}")
+    print(f"vigil containers collector: {args.rounds} × {args.scrapes} scrapes per tree, pods of a sandbox and "
+          f"one container; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("CPU: median of the rounds [min–max]; (a) identity, (b) gzip, (c) the collector's own time; "
+          "RSS growth against an empty tree")
+    print(f"{'layout':<7} {'containers':>10} {'series':>7} {'MB':>6} {'gzip MB':>7} "
+          f"{'(a) CPU ms':>20} {'kernel':>6} {'(b) gzip CPU ms':>20} {'(c) collect ms':>14} "
+          f"{'RSS +MB':>7} {'peak +MB':>8} {'µs/container':>12} {'marginal':>9}")
+    verdicts = []
     try:
         for index, layout in enumerate(args.layouts.split(",")):
             base = f"{work}/{layout}"
             generate(base, layout, 0)
-            empty_rss = measure(args.binary, base, 3, PORT + index * 10)[3]
-            per_container = []
+            empty = measure(args.binary, base, 3, 1, args.port + index * 10)
+            results = []
             for offset, size in enumerate(sizes):
                 generate(base, layout, size)
-                cpu, system_share, duration, rss, body, series = measure(
-                    args.binary, base, args.scrapes, PORT + index * 10 + offset + 1)
-                per_container.append(cpu / size * 1e6)
-                print(f"{layout:<7} {size:>10} {series:>7} {body / 1e6:>8.2f} {cpu * 1e3:>14.2f} "
-                      f"{system_share * 100:>9.0f} {duration * 1e3:>13.2f} {rss / 1024:>7.1f} "
-                      f"{(rss - empty_rss) / 1024:>14.1f} {per_container[-1]:>17.1f}")
+                r = measure(args.binary, base, args.scrapes, args.rounds, args.port + index * 10 + offset + 1)
+                results.append(r)
+                cpu = median(r.cpu)
+                per_container = cpu / size * 1e6
+                if offset == 0:
+                    marginal = ""
+                else:
+                    previous = median(results[-2].cpu)
+                    marginal = f"{(cpu - previous) / (size - sizes[offset - 1]) * 1e6:.1f}"
+
+                def spread(values):
+                    return f"{median(values) * 1e3:.1f} [{min(values) * 1e3:.0f}–{max(values) * 1e3:.0f}]"
+
+                print(f"{layout:<7} {size:>10} {r.series:>7} {r.body / 1e6:>6.2f} {r.body_gzip / 1e6:>7.2f} "
+                      f"{spread(r.cpu):>20} {median(r.kernel) * 100:>5.0f}% {spread(r.cpu_gzip):>20} "
+                      f"{median(r.duration) * 1e3:>14.1f} {(r.rss - empty.rss) / 1024:>7.1f} "
+                      f"{(r.hwm - empty.hwm) / 1024:>8.1f} {per_container:>12.1f} {marginal:>9}")
+            first, last = results[0], results[-1]
+            cpu_first, cpu_last = median(first.cpu), median(last.cpu)
+            per_first, per_last = cpu_first / sizes[0], cpu_last / sizes[-1]
+            marginal_low = (median(results[1].cpu) - cpu_first) / (sizes[1] - sizes[0]) if len(sizes) > 2 else None
+            marginal_high = ((cpu_last - median(results[-2].cpu)) / (sizes[-1] - sizes[-2])
+                             if len(sizes) > 2 else None)
             print(f"{layout:<7} linearity: CPU per container at {sizes[-1]} / at {sizes[0]} = "
-                  f"{per_container[-1] / per_container[0]:.2f} (1.00 = linear); empty tree RSS {empty_rss / 1024:.1f} MB")
+                  f"{per_last / per_first:.2f}" +
+                  (f"; marginal cost per container {sizes[-2]}→{sizes[-1]} / {sizes[0]}→{sizes[1]} = "
+                   f"{marginal_high / marginal_low:.2f}" if marginal_low else "") +
+                  f" (1.00 = linear); bytes per container {last.body / sizes[-1]:.0f}, series per container "
+                  f"{last.series / sizes[-1]:.1f}; empty tree RSS {empty.rss / 1024:.1f} MB, peak "
+                  f"{empty.hwm / 1024:.1f} MB")
+            if sizes[-1] == 1000:
+                linear = marginal_low is None or 0.8 <= marginal_high / marginal_low <= 1.25
+                verdicts.append(f"{layout}: (a) CPU {cpu_last * 1e3:.1f} ms ≤ 20 ms {verdict(cpu_last <= 0.020)}; "
+                                f"(b) gzip {median(last.cpu_gzip) * 1e3:.1f} ms ≤ 20 ms "
+                                f"{verdict(median(last.cpu_gzip) <= 0.020)}; "
+                                f"RSS growth steady {(last.rss - empty.rss) / 1024:.1f} MB ≤ 10 MB "
+                                f"{verdict(last.rss - empty.rss <= 10240)}, peak {(last.hwm - empty.hwm) / 1024:.1f}"
+                                f" MB ≤ 10 MB {verdict(last.hwm - empty.hwm <= 10240)}; linear {verdict(linear)}")
+        if verdicts:
+            print("targets at 1,000 containers:")
+            for line in verdicts:
+                print("  " + line)
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

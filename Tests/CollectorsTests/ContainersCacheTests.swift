@@ -35,6 +35,20 @@ private final class TreeCopy {
         try String(contentsOfFile: self.base + "/" + relative, encoding: .utf8)
     }
 
+    /// Gives a process a network namespace and an `eth0` that received `bytes`.
+    func writeProcess(_ pid: String, namespace: String, receivedBytes bytes: Int) throws {
+        let directory = self.base + "/proc/\(pid)"
+        try? FileManager.default.removeItem(atPath: directory + "/ns/net")
+        try FileManager.default.createDirectory(atPath: directory + "/ns", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/net", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/ns/net", withDestinationPath: namespace)
+        try self.write(
+            "proc/\(pid)/net/dev",
+            "Inter-|   Receive |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|\n"
+                + "  eth0: \(bytes) 2 0 0 0 0 0 0 3 4 0 0 0 0 0 0\n"
+        )
+    }
+
     /// Removes a cgroup from every hierarchy.
     func removeCgroup(_ id: String) throws {
         for hierarchy in try FileManager.default.contentsOfDirectory(atPath: self.base + "/sys/fs/cgroup") {
@@ -102,13 +116,11 @@ private final class TreeCopy {
         let db = tree.entry("docker") { $0["id"]!.contains("system.slice") }
         #expect(found.contains { $0.path == db["id"]! })
         try tree.removeCgroup(db["id"]!)
-        var reader = CgroupStatsReader(
-            mounts: mounts,
-            absent: []
-        )
+        let files = CgroupFiles(budget: 100)
+        var reader = CgroupStatsReader(mounts: mounts, files: files, processes: true, absent: [])
         let gone: Set = [db["id"]!, tree.entry("vanished")["id"]!]
         for cgroup in found {
-            let stats = reader.read(cgroup.path, cachedSpec: nil)
+            let stats = reader.read(files.entry(for: cgroup), cachedSpec: nil)
             #expect(stats.isEmpty == gone.contains(cgroup.path), "\(cgroup.path)")
         }
         #expect(reader.errorCount == 0)
@@ -151,5 +163,99 @@ private final class TreeCopy {
         #expect(collected.failures.first?.contains("memory.stat") == true)
         #expect(collected.value("container_cpu_usage_seconds_total", ["id": docker]) != nil)
         #expect(collected.value("container_memory_rss", ["id": docker]) == nil)
+    }
+
+    @Test func theNetworkIsReadThroughTheSameProcessUntilItIsGone() throws {
+        let tree = try TreeCopy("cgroup-v2", "pid")
+        let docker = tree.entry("docker") { $0["netns"] != nil }
+        let id = docker["id"]!
+        let procs = "sys/fs/cgroup\(id)/cgroup.procs"
+        let first = String(try tree.read(procs).split(separator: "\n")[0])
+        let labels = ["id": id, "interface": "eth0"]
+        try tree.writeProcess(first, namespace: docker["netns"]!, receivedBytes: 1000)
+        try tree.writeProcess("99001", namespace: docker["netns"]!, receivedBytes: 2000)
+        try tree.writeProcess("99002", namespace: docker["netns"]!, receivedBytes: 3000)
+        let collector = ContainersCollector(all: false)
+        #expect(
+            try collect(collector, roots: tree.roots).value("container_network_receive_bytes_total", labels) == 1000
+        )
+        // cgroup.procs is not read again while the process lives in the same namespace.
+        try tree.write(procs, "99001\n")
+        #expect(
+            try collect(collector, roots: tree.roots).value("container_network_receive_bytes_total", labels) == 1000
+        )
+        // Once it is gone, the cgroup's first process now.
+        try FileManager.default.removeItem(atPath: tree.base + "/proc/\(first)")
+        #expect(
+            try collect(collector, roots: tree.roots).value("container_network_receive_bytes_total", labels) == 2000
+        )
+        // A pid in another namespace is not the container's process any more (the pid was reused).
+        try tree.write(procs, "99002\n")
+        try tree.writeProcess("99001", namespace: "net:[4026539999]", receivedBytes: 4000)
+        #expect(
+            try collect(collector, roots: tree.roots).value("container_network_receive_bytes_total", labels) == 3000
+        )
+    }
+
+    @Test func aContainerThatIsGoneIsForgottenWithItsDirectories() throws {
+        let tree = try TreeCopy("cgroup-hybrid", "gone")
+        let collector = ContainersCollector(all: false, keptDirectories: 1000)
+        let web = tree.entry("docker") { $0["netns"] != nil }["id"]!
+        _ = try collect(collector, roots: tree.roots)
+        let (entries, kept) = collector.state.withFiles { ($0!.count, $0!.keptDirectories) }
+        // The root reads through the hierarchies' own descriptors; the others keep up to four directories.
+        #expect(kept > 0 && kept <= (entries - 1) * CgroupController.kept.count)
+        try tree.removeCgroup(web)
+        let collected = try collect(collector, roots: tree.roots)
+        #expect(collected.value("container_cpu_usage_seconds_total", ["id": web]) == nil)
+        let after = collector.state.withFiles { ($0!.count, $0!.keptDirectories) }
+        #expect(after.0 == entries - 1)
+        #expect(after.1 == kept - CgroupController.kept.count)
+    }
+
+    @Test func aCgroupCreatedAgainUnderItsPathIsReadAfresh() throws {
+        let tree = try TreeCopy("cgroup-v2", "again")
+        let docker = tree.entry("docker")["id"]!
+        let collector = ContainersCollector(all: false, specMaxAge: .seconds(3600), keptDirectories: 1000)
+        let before = try collect(collector, roots: tree.roots).value("container_spec_cpu_shares", ["id": docker])
+        #expect(before != 262_144)
+        // A new directory (a new inode) under the same path, with another weight.
+        let directory = tree.base + "/sys/fs/cgroup" + docker
+        try FileManager.default.copyItem(atPath: directory, toPath: directory + ".new")
+        try FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.moveItem(atPath: directory + ".new", toPath: directory)
+        try tree.write("sys/fs/cgroup\(docker)/cpu.weight", "10000\n")
+        try tree.write("sys/fs/cgroup\(docker)/memory.current", "4242\n")
+        let after = try collect(collector, roots: tree.roots)
+        #expect(after.value("container_spec_cpu_shares", ["id": docker]) == 262_144)
+        #expect(after.value("container_memory_usage_bytes", ["id": docker]) == 4242)
+    }
+
+    @Test(arguments: [0, 5, 9, 1000])
+    func everyBudgetOfKeptDirectoriesReadsTheSameFigures(budget: Int) throws {
+        let tree = cgroupTrees[0]
+        let reference = try collect(ContainersCollector(all: true, processes: true), roots: tree.roots)
+        let collector = ContainersCollector(all: true, processes: true, keptDirectories: budget)
+        for _ in 0..<2 {
+            let collected = try collect(collector, roots: tree.roots)
+            #expect(collected.failures.isEmpty)
+            #expect(
+                collected.families.filter { $0.name != "container_last_seen" }
+                    == reference.families.filter { $0.name != "container_last_seen" }
+            )
+            let kept = collector.state.withFiles { $0!.keptDirectories }
+            #expect(kept <= budget)
+            #expect(kept > budget - CgroupController.kept.count || budget > 100)
+        }
+    }
+
+    @Test func aScrapeThatRunsWhileAnotherHasTheFilesKeepsNothing() throws {
+        let state = ContainersState(keptDirectories: 100)
+        let (first, shared) = state.checkOutFiles()
+        let (second, alsoShared) = state.checkOutFiles()
+        #expect(shared && !alsoShared)
+        #expect(first.budget == 100 && second.budget == 0)
+        state.checkIn(first)
+        #expect(state.checkOutFiles().files === first)
     }
 }

@@ -251,7 +251,11 @@ let cgroupTrees = [
 @Suite struct ContainersFixtureTests {
     @Test(arguments: cgroupTrees)
     func everyValueMatchesTheFilesItCameFrom(tree: ContainersFixtureTree) throws {
-        let collected = try collect(ContainersCollector.descriptor, roots: tree.roots)
+        let collected = try collect(
+            ContainersCollector.descriptor,
+            roots: tree.roots,
+            settings: ["collector.containers.process-metrics": .bool(true)]
+        )
         #expect(collected.failures.isEmpty)
         var checked = 0
         for family in collected.families
@@ -276,9 +280,7 @@ let cgroupTrees = [
         #expect(reported == Set(expected))
         // Every container has the core families.
         for id in expected {
-            for family in [
-                "container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_processes",
-            ] {
+            for family in ["container_cpu_usage_seconds_total", "container_memory_working_set_bytes"] {
                 #expect(
                     collected[family: family]?.samples.contains { $0[label: "id"] == id } == true,
                     "\(family) \(id)"
@@ -286,6 +288,27 @@ let cgroupTrees = [
             }
         }
         #expect(collected.value("container_cpu_usage_seconds_total", ["id": "/", "cpu": "total"]) != nil)
+    }
+
+    @Test(arguments: cgroupTrees)
+    func processMetricsOnlyWhenAskedFor(tree: ContainersFixtureTree) throws {
+        let processFamilies = ["container_processes", "container_threads", "container_threads_max"]
+        let quiet = try collect(ContainersCollector.descriptor, roots: tree.roots)
+        for family in processFamilies { #expect(quiet[family: family] == nil, "\(family)") }
+        let asked = try collect(
+            ContainersCollector.descriptor,
+            roots: tree.roots,
+            settings: ["collector.containers.process-metrics": .bool(true)]
+        )
+        let docker = try #require(tree.manifest.first { $0.kind == "docker" })
+        for family in processFamilies {
+            #expect(asked.value(family, ["id": docker.id]) != nil, "\(family)")
+        }
+        // Everything else is the same (but for the time a container was last seen).
+        func others(_ collected: Collected) -> [ParsedFamily] {
+            collected.families.filter { !processFamilies.contains($0.name) && $0.name != "container_last_seen" }
+        }
+        #expect(others(quiet) == others(asked))
     }
 
     @Test(arguments: cgroupTrees)
@@ -416,7 +439,11 @@ let cgroupTrees = [
 
     @Test func maxAndUnlimitedValuesAreReportedAsCAdvisorDoes() throws {
         let tree = cgroupTrees[2]
-        let collected = try collect(ContainersCollector.descriptor, roots: tree.roots)
+        let collected = try collect(
+            ContainersCollector.descriptor,
+            roots: tree.roots,
+            settings: ["collector.containers.process-metrics": .bool(true)]
+        )
         let rootless = try #require(tree.manifest.first { $0.kind == "podman" })
         #expect(tree.text(tree.directory("", rootless.id) + "/memory.max") == "max\n")
         #expect(tree.text(tree.directory("", rootless.id) + "/cpu.max") == "max 100000\n")

@@ -67,7 +67,7 @@ struct ContainersLiveTests {
         }
         input.fileHandleForWriting.write(Data("go\n".utf8))
 
-        let collector = ContainersCollector(all: false)
+        let collector = ContainersCollector(all: false, processes: true)
         Thread.sleep(forTimeInterval: 0.5)
         let first = try collect(collector, roots: PathRoots())
         Thread.sleep(forTimeInterval: 1.0)

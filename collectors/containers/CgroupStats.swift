@@ -64,7 +64,6 @@ struct CgroupStats {
     var ioBytes: [IOEntry] = []
     var ioOperations: [IOEntry] = []
     var processes: Int?
-    var firstPID: Int32?
     var threads: UInt64?
     var spec = CgroupSpec()
 
@@ -73,12 +72,18 @@ struct CgroupStats {
 
 /// Reads the cgroup files of one cgroup, v1 or v2, with one `open`/`read`/`close` per file.
 ///
+/// Only the files of the families written by default are read: `cgroup.procs`, `pids.current` and
+/// `pids.max` only with the process metrics (cAdvisor's `process` set, off by default there too).
 /// Files that only some kernels have (`memory.peak`, swap accounting, PSI, BFQ and CFQ blkio) are
 /// remembered as absent once a cgroup's directory proved to exist without them, so that a scrape does
 /// not probe them again for every container.
 struct CgroupStatsReader {
     let mounts: CgroupMounts
-    let files = CgroupFileReader()
+    let files: CgroupFiles
+    /// Whether `container_processes`, `container_threads` and `container_threads_max` are written.
+    let processes: Bool
+    /// The controller whose hierarchy was walked: its `cgroup.procs` lists the cgroup's processes.
+    private let walked: CgroupController
     /// Files known to be absent on this host (shared by the scrapes, refreshed now and then).
     var absent: Set<String>
     private(set) var newlyAbsent: Set<String> = []
@@ -88,9 +93,15 @@ struct CgroupStatsReader {
     private(set) var errorCount = 0
     private(set) var firstError: String?
 
-    init(mounts: CgroupMounts, absent: Set<String>) {
+    init(mounts: CgroupMounts, files: CgroupFiles, processes: Bool, absent: Set<String>) {
         self.mounts = mounts
+        self.files = files
+        self.processes = processes
         self.absent = absent
+        // As ``CgroupMounts/walked`` chooses.
+        let v1Order: [CgroupController] = [.memory, .cpuacct, .cpu, .pids, .blkio]
+        self.walked = mounts.hasV1 ? v1Order.first(where: { mounts.mount($0) != nil }) ?? .memory : .unified
+        files.use(mounts)
     }
 
     /// USER_HZ: the unit of v1 `cpuacct.stat`.
@@ -101,31 +112,46 @@ struct CgroupStatsReader {
 
     /// Reads a cgroup: its spec from `cachedSpec` unless nil (then from the files), its figures from
     /// the files.
-    mutating func read(_ path: String, cachedSpec: CgroupSpec?) -> CgroupStats {
+    mutating func read(_ entry: CgroupEntry, cachedSpec: CgroupSpec?) -> CgroupStats {
         var stats = CgroupStats()
-        let relative = String(path.dropFirst())
         if self.mounts.hasV1 {
-            self.readV1(relative, cachedSpec: cachedSpec, into: &stats)
-        } else if let unified = self.files.directory(self.mounts.unified, relative) {
-            self.readV2(unified, isRoot: path == "/", cachedSpec: cachedSpec, into: &stats)
+            self.readV1(entry, cachedSpec: cachedSpec, into: &stats)
+        } else if let unified = self.files.directory(.unified, of: entry) {
+            self.readV2(unified, isRoot: entry.relative.isEmpty, cachedSpec: cachedSpec, into: &stats)
+        }
+        if self.processes, let walked = self.files.directory(self.walked, of: entry),
+            let bytes = self.file(walked, "cgroup.procs")
+        {
+            stats.processes = parseProcs(bytes).count
         }
         return stats
     }
 
+    /// The first process of a cgroup (to read the container's network), from `cgroup.procs`; rootless
+    /// Podman keeps the processes in a `container` child of the scope.
+    mutating func firstProcess(of entry: CgroupEntry) -> Int32? {
+        guard let walked = self.files.directory(self.walked, of: entry) else { return nil }
+        if let first = self.file(walked, "cgroup.procs").flatMap({ parseProcs($0).first }) { return first }
+        return self.file(walked, "container/cgroup.procs").flatMap { parseProcs($0).first }
+    }
+
     // MARK: cgroup v1 (and the unified tree of a hybrid host)
 
-    /// Reads a cgroup of a v1 host from its path without the leading `/`.
-    private mutating func readV1(_ path: String, cachedSpec: CgroupSpec?, into stats: inout CgroupStats) {
-        let isRoot = path.isEmpty
-        let cpuDirectory = self.files.directory(self.mounts.cpu, path)
-        let memoryDirectory = self.files.directory(self.mounts.memory, path)
-        let pidsDirectory = self.files.directory(self.mounts.pids, path)
+    private mutating func readV1(_ entry: CgroupEntry, cachedSpec: CgroupSpec?, into stats: inout CgroupStats) {
+        let isRoot = entry.relative.isEmpty
+        let cpuDirectory = self.files.directory(.cpu, of: entry)
+        let memoryDirectory = self.files.directory(.memory, of: entry)
         if let cachedSpec {
             stats.spec = cachedSpec
         } else {
-            self.readV1Spec(cpu: cpuDirectory, memory: memoryDirectory, pids: pidsDirectory, into: &stats)
+            self.readV1Spec(
+                cpu: cpuDirectory,
+                memory: memoryDirectory,
+                pids: self.processes ? self.files.directory(.pids, of: entry) : nil,
+                into: &stats
+            )
         }
-        if let cpuacct = self.files.directory(self.mounts.cpuacct, path) {
+        if let cpuacct = self.files.directory(.cpuacct, of: entry) {
             if let usage = self.file(cpuacct, "cpuacct.usage").flatMap(parseSingleValue) {
                 stats.cpuUsage = Double(usage) / 1e9
                 if let bytes = self.file(cpuacct, "cpuacct.stat") {
@@ -170,19 +196,14 @@ struct CgroupStatsReader {
             stats.memory = memory
             stats.oomKills = self.file(memoryDirectory, "memory.oom_control").flatMap { keyedValue($0, "oom_kill") }
         }
-        if let blkio = self.files.directory(self.mounts.blkio, path) {
+        if let blkio = self.files.directory(.blkio, of: entry) {
             self.readBlkio(blkio, isRoot: isRoot, into: &stats)
         }
-        if !isRoot, let pidsDirectory {
-            stats.threads = self.file(pidsDirectory, "pids.current").flatMap(parseSingleValue)
-        }
-        if let walked = self.files.directory(self.mounts.walked, path), let bytes = self.file(walked, "cgroup.procs") {
-            let procs = parseProcs(bytes)
-            stats.processes = procs.count
-            stats.firstPID = procs.first
+        if self.processes, !isRoot, let pids = self.files.directory(.pids, of: entry) {
+            stats.threads = self.file(pids, "pids.current").flatMap(parseSingleValue)
         }
         // A hybrid host has pressure files in its unified tree although the controllers are v1.
-        if let unified = self.files.directory(self.mounts.unified, path) {
+        if let unified = self.files.directory(.unified, of: entry) {
             self.readPressure(unified, isRoot: isRoot, into: &stats)
         }
     }
@@ -260,13 +281,8 @@ struct CgroupStatsReader {
         if let bytes = self.file(directory, "io.stat") {
             (stats.ioBytes, stats.ioOperations) = parseIOStat(bytes)
         }
-        if !isRoot {
+        if self.processes, !isRoot {
             stats.threads = self.file(directory, "pids.current").flatMap(parseSingleValue)
-        }
-        if let bytes = self.file(directory, "cgroup.procs") {
-            let procs = parseProcs(bytes)
-            stats.processes = procs.count
-            stats.firstPID = procs.first
         }
         self.readPressure(directory, isRoot: isRoot, into: &stats)
     }
@@ -311,7 +327,7 @@ struct CgroupStatsReader {
                 parseSingleValue
             )
         }
-        spec.threadsMax = self.file(directory, "pids.max").flatMap(parseSingleValue)
+        if self.processes { spec.threadsMax = self.file(directory, "pids.max").flatMap(parseSingleValue) }
         stats.spec = spec
     }
 

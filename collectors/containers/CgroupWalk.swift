@@ -11,6 +11,9 @@ struct DiscoveredCgroup: Sendable, Equatable {
     /// The path inside the hierarchy, as cAdvisor's `id` label: `/`, `/docker/<id>`.
     var path: String
     var kind: CgroupKind
+    /// The directory's inode number, as the walk listed it (0 for the root): a cgroup removed and
+    /// created again under the same path (a restarted service) has a new one.
+    var inode: UInt64 = 0
 }
 
 /// Walks one hierarchy and returns the root, every container and every Kubernetes pod cgroup (and,
@@ -39,12 +42,13 @@ private struct CgroupWalker {
         into found: inout [DiscoveredCgroup]
     ) {
         guard depth < self.maxDepth else { return }
-        for child in subdirectories(of: self.base + relative) {
+        for (child, inode) in subdirectories(of: self.base + relative) {
             let childKind = identifyCgroup(name: child, parentName: name, parent: kind)
             let path = relative + "/" + child
             switch childKind {
-            case .container, .pod: found.append(DiscoveredCgroup(path: path, kind: childKind))
-            case .kubepods, .other: if self.all { found.append(DiscoveredCgroup(path: path, kind: childKind)) }
+            case .container, .pod: found.append(DiscoveredCgroup(path: path, kind: childKind, inode: inode))
+            case .kubepods, .other:
+                if self.all { found.append(DiscoveredCgroup(path: path, kind: childKind, inode: inode)) }
             case .root: break
             }
             if shouldDescend(name: child, kind: childKind, all: self.all) {
@@ -54,12 +58,12 @@ private struct CgroupWalker {
     }
 }
 
-/// The names of the sub-directories of a directory, sorted; none when it cannot be read (it was
-/// removed during the walk, or vigil may not list it).
-func subdirectories(of path: String) -> [String] {
+/// The names and inode numbers of the sub-directories of a directory, sorted by name; none when it
+/// cannot be read (it was removed during the walk, or vigil may not list it).
+func subdirectories(of path: String) -> [(name: String, inode: UInt64)] {
     guard let dir = opendir(path) else { return [] }
     defer { closedir(dir) }
-    var names: [String] = []
+    var names: [(name: String, inode: UInt64)] = []
     while let entry = readdir(dir) {
         let type = entry.pointee.d_type
         guard type == DT_DIR || type == DT_UNKNOWN else { continue }
@@ -68,8 +72,8 @@ func subdirectories(of path: String) -> [String] {
         }
         if name == "." || name == ".." { continue }
         if type == DT_UNKNOWN && !FileSystem.isDirectory(path + "/" + name) { continue }
-        names.append(name)
+        names.append((name, UInt64(entry.pointee.d_ino)))
     }
-    names.sort()
+    names.sort { $0.name < $1.name }
     return names
 }

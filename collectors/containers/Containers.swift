@@ -1,14 +1,17 @@
 import Synchronization
 import VigilCore
 
-/// Per-container CPU, memory, IO, pressure, process and network figures read straight from cgroups,
-/// with cAdvisor's family names and kubelet's labels (`id`, `name`, `image`, `pod`, `namespace`,
+/// Per-container CPU, memory, IO, pressure and network figures read straight from cgroups, with
+/// cAdvisor's family names and kubelet's labels (`id`, `name`, `image`, `pod`, `namespace`,
 /// `container`), so that Kubernetes and Docker dashboards work unchanged.
 ///
-/// Each scrape finds the cgroup mounts in mountinfo, walks one hierarchy (``walkCgroups(_:all:maxDepth:)``),
-/// identifies containers from their cgroup paths and reads each one's files once. Names and images
-/// come from the runtimes' state files, read once per container; limits are read again after
-/// ``specMaxAge``. Labels with an empty value are left out: Prometheus treats them as absent.
+/// Each scrape finds the cgroup mounts in mountinfo (re-read only after a mount changed), walks one
+/// hierarchy (``walkCgroups(_:all:maxDepth:)``), identifies containers from their cgroup paths and
+/// reads the files of each one's figures once. Names and images come from the runtimes' state files,
+/// read once per container; limits are read again after ``specMaxAge``; each cgroup's directories
+/// stay open between scrapes (within a budget of descriptors), and so does the knowledge of which
+/// process its network is read through. Labels with an empty value are left out: Prometheus treats
+/// them as absent.
 struct ContainersCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "containers",
@@ -19,60 +22,72 @@ struct ContainersCollector: Collector {
                 "collector.cgroups.all",
                 .bool(false),
                 help: "Also report cgroups that are not containers (systemd slices and services), by id only."
-            )
+            ),
+            OptionSpec(
+                "collector.containers.process-metrics",
+                .bool(false),
+                help:
+                    "Also report container_processes, container_threads and container_threads_max (cAdvisor's "
+                    + "process metrics, off by default there too): two or three more files per container."
+            ),
         ]
     ) { setup in
-        ContainersCollector(all: setup.settings.bool("collector.cgroups.all"))
+        ContainersCollector(
+            all: setup.settings.bool("collector.cgroups.all"),
+            processes: setup.settings.bool("collector.containers.process-metrics")
+        )
     }
 
     let all: Bool
+    /// Whether cAdvisor's process metrics are written.
+    let processes: Bool
     /// How long limits, and the knowledge of which optional files this host lacks, are kept.
     let specMaxAge: Duration
-    let state = ContainersState()
+    let state: ContainersState
 
-    init(all: Bool, specMaxAge: Duration = .seconds(60)) {
+    /// - Parameter keptDirectories: most cgroup directories kept open; by default half the soft limit
+    ///   of open files (``CgroupFiles/defaultBudget()``).
+    init(all: Bool, processes: Bool = false, specMaxAge: Duration = .seconds(60), keptDirectories: Int? = nil) {
         self.all = all
+        self.processes = processes
         self.specMaxAge = specMaxAge
+        self.state = ContainersState(keptDirectories: keptDirectories ?? CgroupFiles.defaultBudget())
     }
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let now = ContinuousClock.now
-        let mounts = parseCgroupMounts(
-            try context.reader.read(context.paths.proc("self/mountinfo")),
-            paths: context.paths
-        )
+        let mounts = cgroupMounts(try context.mountinfo(), paths: context.paths)
         guard let walked = mounts.walked, FileSystem.isDirectory(walked.path) else {
             throw CollectorError.noData("no cgroup file system is mounted")
         }
         let found = walkCgroups(walked, all: self.all)
 
+        let (files, shared) = self.state.checkOutFiles()
+        defer { if shared { self.state.checkIn(files) } }
         var reader = CgroupStatsReader(
             mounts: mounts,
+            files: files,
+            processes: self.processes,
             absent: self.state.absentFiles(now: now, maxAge: self.specMaxAge)
         )
-        let specs = self.state.specs.withLock { $0 }
-        var freshSpecs: [(String, CgroupSpec)] = []
         var cgroups: [ScrapedCgroup] = []
         cgroups.reserveCapacity(found.count)
         for cgroup in found {
-            let cached = specs[cgroup.path].flatMap { now - $0.readAt < self.specMaxAge ? $0.spec : nil }
-            var stats = reader.read(cgroup.path, cachedSpec: cached)
+            let entry = files.entry(for: cgroup)
+            let cached = entry.spec.flatMap { now - $0.readAt < self.specMaxAge ? $0.value : nil }
+            let stats = reader.read(entry, cachedSpec: cached)
             // A cgroup removed since the walk listed it is left out.
             guard !stats.isEmpty || cgroup.kind == .root else { continue }
-            if cached == nil { freshSpecs.append((cgroup.path, stats.spec)) }
+            if cached == nil { entry.spec = (stats.spec, now) }
             var metadata: ContainerMetadata?
             if case .container(let container) = cgroup.kind {
                 metadata = self.state.metadata.metadata(for: container, paths: context.paths, reader: context.reader)
-                if stats.firstPID == nil, container.runtime == .podman {
-                    // Rootless Podman keeps the processes in a `container` child of the scope.
-                    stats.firstPID =
-                        ((try? context.reader.read(walked.path + cgroup.path + "/container/cgroup.procs"))
-                        .map(parseProcs))?.first
-                }
             }
-            cgroups.append(ScrapedCgroup(path: cgroup.path, kind: cgroup.kind, stats: stats, metadata: metadata))
+            cgroups.append(
+                ScrapedCgroup(path: cgroup.path, kind: cgroup.kind, entry: entry, stats: stats, metadata: metadata)
+            )
         }
-        self.readNetworks(cgroups, context: context)
+        self.readNetworks(cgroups, reader: &reader, context: context)
         var devices: Set<UInt64> = []
         for cgroup in cgroups {
             for entry in cgroup.stats.ioBytes { devices.insert(deviceKey(entry.major, entry.minor)) }
@@ -85,11 +100,13 @@ struct ContainersCollector: Collector {
             labels: containerLabels(cgroups),
             deviceNames: deviceNames,
             lastSeen: unixTimeSeconds(),
+            processes: self.processes,
             into: &writer
         )
         writeMachineFamilies(into: &writer, paths: context.paths, reader: context.reader)
 
-        self.state.remember(specs: freshSpecs, readAt: now, absent: reader.newlyAbsent, present: found)
+        files.forget(allBut: found)
+        self.state.remember(absent: reader.newlyAbsent, present: found)
         if reader.errorCount > 0 {
             context.recordFailure(
                 "\(reader.errorCount) cgroup files could not be read; first: \(reader.firstError ?? "")"
@@ -101,7 +118,7 @@ struct ContainersCollector: Collector {
     /// namespace) and containers whose first process is in a namespace of its own. Kubernetes
     /// application containers share their sandbox's namespace and are left out (cAdvisor does the
     /// same); any other shared namespace is reported once, for the first container found in it.
-    private func readNetworks(_ cgroups: [ScrapedCgroup], context: ScrapeContext) {
+    private func readNetworks(_ cgroups: [ScrapedCgroup], reader: inout CgroupStatsReader, context: ScrapeContext) {
         let hostNamespace =
             (try? FileSystem.readLink(context.paths.proc("1/ns/net")))
             ?? (try? FileSystem.readLink(context.paths.proc("self/ns/net")))
@@ -114,8 +131,8 @@ struct ContainersCollector: Collector {
                     ?? (try? context.reader.read(context.paths.proc("net/dev")))
                 cgroup.interfaces = bytes.map(parseNetDev) ?? []
             case .container:
-                guard cgroup.metadata?.isPodContainer != true, let pid = cgroup.stats.firstPID,
-                    let namespace = try? FileSystem.readLink(context.paths.proc("\(pid)/ns/net")),
+                guard cgroup.metadata?.isPodContainer != true,
+                    let (pid, namespace) = self.networkProcess(of: cgroup.entry, reader: &reader, context: context),
                     namespace != hostNamespace, !claimed.contains(namespace),
                     let bytes = try? context.reader.read(context.paths.proc("\(pid)/net/dev"))
                 else { continue }
@@ -126,27 +143,59 @@ struct ContainersCollector: Collector {
             }
         }
     }
+
+    /// The process a container's network is read through and its network namespace: the one found
+    /// before while it lives in the same namespace, else the cgroup's first process now.
+    private func networkProcess(
+        of entry: CgroupEntry,
+        reader: inout CgroupStatsReader,
+        context: ScrapeContext
+    ) -> (pid: Int32, namespace: String)? {
+        if let known = entry.networkProcess,
+            (try? FileSystem.readLink(context.paths.proc("\(known.pid)/ns/net"))) == known.namespace
+        {
+            return known
+        }
+        entry.networkProcess = nil
+        guard let pid = reader.firstProcess(of: entry),
+            let namespace = try? FileSystem.readLink(context.paths.proc("\(pid)/ns/net"))
+        else { return nil }
+        entry.networkProcess = (pid, namespace)
+        return (pid, namespace)
+    }
 }
 
 /// One cgroup as read in one scrape (a class: the families pass over it dozens of times).
 final class ScrapedCgroup {
     let path: String
     let kind: CgroupKind
+    /// What is kept for the cgroup between scrapes.
+    let entry: CgroupEntry
     let stats: CgroupStats
     let metadata: ContainerMetadata?
     var interfaces: [InterfaceCounters] = []
 
-    init(path: String, kind: CgroupKind, stats: CgroupStats, metadata: ContainerMetadata?) {
+    init(path: String, kind: CgroupKind, entry: CgroupEntry, stats: CgroupStats, metadata: ContainerMetadata?) {
         self.path = path
         self.kind = kind
+        self.entry = entry
         self.stats = stats
         self.metadata = metadata
     }
 }
 
+/// The values of a cgroup's base labels.
+struct ContainerLabelValues: Equatable {
+    var name = ""
+    var image = ""
+    var pod = ""
+    var namespace = ""
+    var container = ""
+}
+
 /// The base labels of each cgroup: `id` always; `name` and `image` from the runtime; `pod`,
 /// `namespace` and `container` for Kubernetes (pod cgroups get their pod's name and namespace from
-/// the containers in them).
+/// the containers in them). Each cgroup's labels are rendered once and kept while their values stay.
 func containerLabels(_ cgroups: [ScrapedCgroup]) -> [RenderedLabels] {
     var pods: [String: (pod: String, namespace: String)] = [:]
     for cgroup in cgroups {
@@ -157,49 +206,69 @@ func containerLabels(_ cgroups: [ScrapedCgroup]) -> [RenderedLabels] {
         }
     }
     return cgroups.map { cgroup in
-        var name = ""
-        var image = ""
-        var pod = ""
-        var namespace = ""
-        var container = ""
+        var values = ContainerLabelValues()
         switch cgroup.kind {
         case .container(let ref):
             if let metadata = cgroup.metadata {
-                (name, image, pod, namespace, container) = (
-                    metadata.name, metadata.image, metadata.pod, metadata.namespace, metadata.container
+                values = ContainerLabelValues(
+                    name: metadata.name,
+                    image: metadata.image,
+                    pod: metadata.pod,
+                    namespace: metadata.namespace,
+                    container: metadata.container
                 )
             } else if ref.runtime == .machine || ref.runtime == .lxc {
-                name = ref.id
+                values.name = ref.id
             }
         case .pod(let uid):
-            if let known = pods[uid] { (pod, namespace) = known }
+            if let known = pods[uid] { (values.pod, values.namespace) = known }
         case .root, .kubepods, .other:
             break
         }
+        if let kept = cgroup.entry.labels, kept.values == values { return kept.rendered }
         // Sorted by name, as Prometheus' client writes them.
         var labels = RenderedLabels()
-        if !container.isEmpty { labels.append("container", container) }
+        if !values.container.isEmpty { labels.append("container", values.container) }
         labels.append("id", cgroup.path)
-        if !image.isEmpty { labels.append("image", image) }
-        if !name.isEmpty { labels.append("name", name) }
-        if !namespace.isEmpty { labels.append("namespace", namespace) }
-        if !pod.isEmpty { labels.append("pod", pod) }
+        if !values.image.isEmpty { labels.append("image", values.image) }
+        if !values.name.isEmpty { labels.append("name", values.name) }
+        if !values.namespace.isEmpty { labels.append("namespace", values.namespace) }
+        if !values.pod.isEmpty { labels.append("pod", values.pod) }
+        cgroup.entry.labels = (values, labels)
         return labels
     }
 }
 
-/// What the containers collector keeps between scrapes: metadata per container, limits per cgroup,
-/// the optional files this host lacks, block device names.
+/// What the containers collector keeps between scrapes: metadata per container, the cgroup files
+/// with what is kept per cgroup (``CgroupFiles``), the optional files this host lacks, block device
+/// names.
 final class ContainersState: Sendable {
-    struct CachedSpec: Sendable {
-        var spec: CgroupSpec
-        var readAt: ContinuousClock.Instant
+    let metadata = ContainerMetadataStore()
+    let devices = BlockDeviceNames()
+    private let files: Mutex<CgroupFiles?>
+    private let absent = Mutex<(files: Set<String>, since: ContinuousClock.Instant)>(([], .now))
+
+    init(keptDirectories: Int) {
+        self.files = Mutex(CgroupFiles(budget: keptDirectories))
     }
 
-    let metadata = ContainerMetadataStore()
-    let specs = Mutex<[String: CachedSpec]>([:])
-    let devices = BlockDeviceNames()
-    private let absent = Mutex<(files: Set<String>, since: ContinuousClock.Instant)>(([], .now))
+    /// The cgroup files for one scrape, `shared` when they are the ones kept between scrapes. A scrape
+    /// that runs while another one has them gets files of its own that keep nothing open and are
+    /// dropped afterwards.
+    func checkOutFiles() -> (files: CgroupFiles, shared: Bool) {
+        if let files = self.files.withLock({ $0.take() }) { return (files, true) }
+        return (CgroupFiles(budget: 0), false)
+    }
+
+    /// Takes back the shared files a scrape checked out.
+    func checkIn(_ files: CgroupFiles) {
+        self.files.withLock { $0 = files }
+    }
+
+    /// What is kept per cgroup, for tests.
+    func withFiles<T>(_ body: (CgroupFiles?) -> T) -> T {
+        self.files.withLock { body($0) }
+    }
 
     /// The optional files known to be absent; forgotten every `maxAge` (a module may be loaded).
     func absentFiles(now: ContinuousClock.Instant, maxAge: Duration) -> Set<String> {
@@ -209,19 +278,9 @@ final class ContainersState: Sendable {
         }
     }
 
-    /// Stores what a scrape learnt and forgets the cgroups and containers that are gone.
-    func remember(
-        specs fresh: [(String, CgroupSpec)],
-        readAt: ContinuousClock.Instant,
-        absent newlyAbsent: Set<String>,
-        present: [DiscoveredCgroup]
-    ) {
+    /// Stores what a scrape learnt and forgets the containers that are gone.
+    func remember(absent newlyAbsent: Set<String>, present: [DiscoveredCgroup]) {
         if !newlyAbsent.isEmpty { self.absent.withLock { $0.files.formUnion(newlyAbsent) } }
-        let paths = Set(present.map(\.path))
-        self.specs.withLock { specs in
-            for (path, spec) in fresh { specs[path] = CachedSpec(spec: spec, readAt: readAt) }
-            if specs.count > paths.count { specs = specs.filter { paths.contains($0.key) } }
-        }
         var ids: Set<String> = []
         for cgroup in present {
             if case .container(let container) = cgroup.kind { ids.insert(container.id) }

@@ -17,14 +17,21 @@ func writeMachineFamilies(into writer: inout MetricWriter, paths: PathRoots, rea
     labels.append("machine_id", machineID)
     labels.append("system_uuid", (try? reader.readTrimmed(paths.sys("class/dmi/id/product_uuid"))) ?? [])
     if let online = try? reader.readTrimmed(paths.sys("devices/system/cpu/online")), let cores = countCPUs(online) {
-        writer.family("machine_cpu_cores", help: "Number of logical CPU cores.", type: .gauge)
+        writer.family(machineCPUCores)
         writer.sample(Double(cores), labels)
     }
     if let meminfo = try? reader.read(paths.proc("meminfo")), let total = memTotal(meminfo) {
-        writer.family("machine_memory_bytes", help: "Amount of memory installed on the machine.", type: .gauge)
+        writer.family(machineMemoryBytes)
         writer.sample(Double(total), labels)
     }
 }
+
+private let machineCPUCores = MetricFamily("machine_cpu_cores", help: "Number of logical CPU cores.", type: .gauge)
+private let machineMemoryBytes = MetricFamily(
+    "machine_memory_bytes",
+    help: "Amount of memory installed on the machine.",
+    type: .gauge
+)
 
 /// The number of CPUs in a sysfs CPU list (`0-3,6,8-9`).
 func countCPUs(_ list: ArraySlice<UInt8>) -> Int? {
