@@ -272,3 +272,38 @@ final class CgroupFiles: @unchecked Sendable {
         self.keptSlots = []
     }
 }
+
+/// Reads files of any cgroup below a hierarchy's mount point, with nothing kept between scrapes (the
+/// systemd collector's units): the mount points are opened once per reader, each file with one `openat`
+/// relative to its mount point, one `read` and one `close`. The bytes returned are valid until the next
+/// read; a reader belongs to one scrape.
+final class CgroupFileReader {
+    private let files = CgroupFiles(budget: 0)
+    private var roots: [String: Int32] = [:]
+
+    init() {}
+
+    deinit {
+        for fd in self.roots.values where fd >= 0 { Glibc.close(fd) }
+    }
+
+    /// The directory of a cgroup in the hierarchy mounted at `mount`, from its path without the
+    /// leading `/` (`docker/<id>`, empty for the root); nil when the hierarchy cannot be opened.
+    func directory(_ mount: CgroupMount?, _ relative: String) -> CgroupDirectory? {
+        guard let mount else { return nil }
+        let root: Int32
+        if let known = self.roots[mount.path] {
+            root = known
+        } else {
+            root = open(mount.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            self.roots[mount.path] = root
+        }
+        guard root >= 0 else { return nil }
+        return CgroupDirectory(own: relative.isEmpty ? root : -1, root: root, mountPath: mount.path, relative: relative)
+    }
+
+    /// Reads a file of a cgroup directory.
+    func read(_ directory: CgroupDirectory, _ name: String) throws(FileError) -> ArraySlice<UInt8> {
+        try self.files.read(directory, name)
+    }
+}
