@@ -1,7 +1,7 @@
 """Cost of vigil's containers collector at 100, 500 and 1,000 containers.
 
-Generates cgroup trees (v1 hybrid and v2) of Kubernetes pods — a sandbox and an application
-container each, with containerd's state files and one network namespace per pod — runs the release
+Generates cgroup trees (v1 hybrid and v2) of Kubernetes nodes — pods of a sandbox and an application
+container each, with containerd's state files, one network namespace per pod and no swap — runs the release
 `vigil` binary on each (--path.procfs/--path.sysfs/--path.rootfs, default collectors, scraped with
 `?collect[]=containers`) and prints, per tree:
 
@@ -31,6 +31,7 @@ Usage: python3 Benchmarks/containers_bench.py [--binary .build/release/vigil] [-
 import argparse
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -64,6 +65,9 @@ def generate(base, layout, containers):
     """`containers` containers in pods of two (sandbox and application), burstable QoS."""
     shutil.rmtree(base, ignore_errors=True)
     write_host(base, MOUNTINFO_HYBRID if layout == "hybrid" else MOUNTINFO_V2)
+    # No swap device, as kubelet requires by default.
+    with open(f"{base}/proc/swaps", "w") as swaps:
+        swaps.write("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")
 
     def cgroup(path, figures, root=False):
         if layout == "hybrid":
@@ -154,11 +158,15 @@ def batch(agent, port, scrapes, gzip):
     return total / scrapes, (system_after - system_before) / max(total, 1e-9), body
 
 
-def measure(binary, base, scrapes, rounds, port):
+def measure(binary, base, scrapes, rounds, port, nofile):
+    def limit_files():
+        if nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     agent = subprocess.Popen(
         [binary, f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={base}/proc",
          f"--path.sysfs={base}/sys", f"--path.rootfs={base}/root", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=limit_files)
     result = Result()
     try:
         wait_for_port(port)
@@ -201,12 +209,15 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the generated trees")
     parser.add_argument("--work", default=f"/tmp/vigil-containers-bench-{os.getpid()}", help="where trees go")
     parser.add_argument("--port", type=int, default=PORT, help="first of the TCP ports used (up to +20)")
+    parser.add_argument("--nofile", type=int, default=8192,
+                        help="the agent's limit of open files, as the packaged unit's LimitNOFILE (0: inherited)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     work = args.work
     os.makedirs(work, exist_ok=True)
     print(f"vigil containers collector: {args.rounds} × {args.scrapes} scrapes per tree, pods of a sandbox and "
-          f"one container; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"one container; open files limit {args.nofile or 'inherited'}; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs")
     print("CPU: median of the rounds [min–max]; (a) identity, (b) gzip, (c) the collector's own time; "
           "RSS growth against an empty tree")
     print(f"{'layout':<7} {'containers':>10} {'series':>7} {'MB':>6} {'gzip MB':>7} "
@@ -217,11 +228,12 @@ def main():
         for index, layout in enumerate(args.layouts.split(",")):
             base = f"{work}/{layout}"
             generate(base, layout, 0)
-            empty = measure(args.binary, base, 3, 1, args.port + index * 10)
+            empty = measure(args.binary, base, 3, 1, args.port + index * 10, args.nofile)
             results = []
             for offset, size in enumerate(sizes):
                 generate(base, layout, size)
-                r = measure(args.binary, base, args.scrapes, args.rounds, args.port + index * 10 + offset + 1)
+                port = args.port + index * 10 + offset + 1
+                r = measure(args.binary, base, args.scrapes, args.rounds, port, args.nofile)
                 results.append(r)
                 cpu = median(r.cpu)
                 per_container = cpu / size * 1e6

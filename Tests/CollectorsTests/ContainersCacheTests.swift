@@ -258,4 +258,23 @@ private final class TreeCopy {
         state.checkIn(first)
         #expect(state.checkOutFiles().files === first)
     }
+
+    @Test func swapIsNotReadOnAHostWithoutSwap() throws {
+        let tree = try TreeCopy("cgroup-v2", "swap")
+        let docker = tree.entry("docker")["id"]!
+        let recorded = Double(
+            try tree.read("sys/fs/cgroup\(docker)/memory.swap.current").trimmingCharacters(in: .newlines)
+        )
+        #expect(recorded! > 0)
+        let collector = ContainersCollector(all: false)
+        // No /proc/swaps: swap may be in use, the file is read.
+        #expect(try collect(collector, roots: tree.roots).value("container_memory_swap", ["id": docker]) == recorded)
+        try tree.write("proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")
+        #expect(try collect(collector, roots: tree.roots).value("container_memory_swap", ["id": docker]) == 0)
+        try tree.write(
+            "proc/swaps",
+            "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/vda2 partition\t1048572\t0\t-2\n"
+        )
+        #expect(try collect(collector, roots: tree.roots).value("container_memory_swap", ["id": docker]) == recorded)
+    }
 }

@@ -292,6 +292,14 @@ private func bytes(_ text: String) -> ArraySlice<UInt8> { ArraySlice(text.utf8) 
         )
     }
 
+    @Test func swapDevices() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+        #expect(!hostMayHaveSwap(bytes(header)))
+        #expect(!hostMayHaveSwap(bytes(header + "\n")))
+        #expect(hostMayHaveSwap(bytes(header + "/swapfile file 1048572 0 -2\n")))
+        #expect(hostMayHaveSwap(nil))
+    }
+
     @Test func cpuList() {
         #expect(countCPUs(bytes("0-1")) == 2)
         #expect(countCPUs(bytes("0-3,6,8-9")) == 7)

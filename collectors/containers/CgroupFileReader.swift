@@ -61,6 +61,8 @@ final class CgroupEntry {
     /// The process the network is read through, and its network namespace: `cgroup.procs` is read
     /// again only once that process is gone (or in another namespace: its pid was reused).
     var networkProcess: (pid: Int32, namespace: String)?
+    /// The runtime's metadata of a container, once known (``ContainerMetadataStore``).
+    var metadata: ContainerMetadata?
     /// The base labels, rendered again only when one of their values changes.
     var labels: (values: ContainerLabelValues, rendered: RenderedLabels)?
 
@@ -96,7 +98,7 @@ final class CgroupFiles: @unchecked Sendable {
     /// The hierarchies whose cgroup directories are kept.
     private var keptSlots: [Int] = []
     private var entries: [String: CgroupEntry] = [:]
-    private var buffer = [UInt8](repeating: 0, count: 65536)
+    private var buffer = [UInt8](repeating: 0, count: 16384)
     private var path = [CChar](repeating: 0, count: 4096)
 
     init(budget: Int) {

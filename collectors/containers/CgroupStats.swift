@@ -82,6 +82,9 @@ struct CgroupStatsReader {
     let files: CgroupFiles
     /// Whether `container_processes`, `container_threads` and `container_threads_max` are written.
     let processes: Bool
+    /// Whether the host may have swap in use (see ``hostMayHaveSwap(_:)``); without it v2
+    /// `memory.swap.current` is 0 and not read.
+    let swap: Bool
     /// The controller whose hierarchy was walked: its `cgroup.procs` lists the cgroup's processes.
     private let walked: CgroupController
     /// Files known to be absent on this host (shared by the scrapes, refreshed now and then).
@@ -93,10 +96,11 @@ struct CgroupStatsReader {
     private(set) var errorCount = 0
     private(set) var firstError: String?
 
-    init(mounts: CgroupMounts, files: CgroupFiles, processes: Bool, absent: Set<String>) {
+    init(mounts: CgroupMounts, files: CgroupFiles, processes: Bool, swap: Bool = true, absent: Set<String>) {
         self.mounts = mounts
         self.files = files
         self.processes = processes
+        self.swap = swap
         self.absent = absent
         // As ``CgroupMounts/walked`` chooses.
         let v1Order: [CgroupController] = [.memory, .cpuacct, .cpu, .pids, .blkio]
@@ -289,8 +293,10 @@ struct CgroupStatsReader {
 
     private mutating func readV2Memory(_ directory: CgroupDirectory, isRoot: Bool, into stats: inout CgroupStats) {
         let current = isRoot ? nil : self.file(directory, "memory.current").flatMap(parseSingleValue)
-        guard current != nil || isRoot, let statBytes = self.file(directory, "memory.stat") else { return }
-        let stat = parseMemoryStat(statBytes)
+        // Parsed at once: a slice of the read buffer kept alive would make the next read copy it.
+        guard current != nil || isRoot, let stat = self.file(directory, "memory.stat").map(parseMemoryStat) else {
+            return
+        }
         var memory = MemoryFigures()
         // The root has no memory.current: cAdvisor adds anon and file.
         memory.usage = current ?? ((stat.anon ?? 0) + (stat.file ?? 0))
@@ -307,8 +313,11 @@ struct CgroupStatsReader {
         if !isRoot {
             // memory.peak needs kernel 5.19, swap files swap accounting; cAdvisor reports 0 without them.
             memory.maxUsage = self.optionalFile(directory, "memory.peak", isRoot: isRoot).flatMap(parseSingleValue) ?? 0
-            memory.swap =
-                self.optionalFile(directory, "memory.swap.current", isRoot: isRoot).flatMap(parseSingleValue) ?? 0
+            // Without a swap device nothing is swapped out: the file would say 0.
+            if self.swap {
+                memory.swap =
+                    self.optionalFile(directory, "memory.swap.current", isRoot: isRoot).flatMap(parseSingleValue) ?? 0
+            }
             stats.oomKills = self.file(directory, "memory.events").flatMap { keyedValue($0, "oom_kill") }
         }
         stats.memory = memory
@@ -316,8 +325,8 @@ struct CgroupStatsReader {
 
     private mutating func readV2Spec(_ directory: CgroupDirectory, into stats: inout CgroupStats) {
         var spec = CgroupSpec()
-        if let bytes = self.file(directory, "cpu.max") {
-            (spec.cpuQuota, spec.cpuPeriod) = parseCPUMax(bytes)
+        if let cpuMax = self.file(directory, "cpu.max").map(parseCPUMax) {
+            (spec.cpuQuota, spec.cpuPeriod) = cpuMax
             spec.cpuShares = self.file(directory, "cpu.weight").flatMap(parseSingleValue).flatMap(cpuSharesFromWeight)
         }
         if let limit = self.file(directory, "memory.max").flatMap(parseSingleValue) {
@@ -365,6 +374,14 @@ struct CgroupStatsReader {
         }
         return nil
     }
+}
+
+/// Whether swap may be in use on the host: `/proc/swaps` lists a device (or cannot be read). Kubernetes
+/// nodes usually have none (kubelet refuses to start with swap unless told otherwise).
+func hostMayHaveSwap(_ swaps: ArraySlice<UInt8>?) -> Bool {
+    guard let swaps else { return true }
+    // A header line, then one line per device.
+    return swaps.lines.dropFirst().contains { !$0.trimmed().isEmpty }
 }
 
 /// blkio file pairs (bytes, operations) in cAdvisor's order of preference.

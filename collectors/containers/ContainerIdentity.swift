@@ -45,58 +45,99 @@ enum CgroupKind: Sendable, Equatable {
 /// bare 64-hex id; `*-conmon-*` and everything unknown are `other`; pods come from `pod…` components
 /// under a `kubepods` parent; machines from `machine-*.scope`, `systemd-nspawn@*.service` and LXC.
 func identifyCgroup(name: String, parentName: String, parent: CgroupKind) -> CgroupKind {
-    let utf8 = name.utf8
-    if name.hasSuffix(".slice") {
-        let stem = name.dropLast(6)
-        if stem == "kubepods" || stem.hasSuffix("-kubepods") { return .kubepods }
-        guard parent == .kubepods, stem.contains("kubepods") else { return .other }
-        let last = stem.lastIndex(of: "-").map { stem[stem.index(after: $0)...] } ?? stem
-        if last.hasPrefix("pod"), let uid = podUID(last.dropFirst(3), systemdEscaped: true) { return .pod(uid: uid) }
+    // Matched byte-wise on ASCII affixes: the walk identifies every directory at every scrape.
+    let name = name[...]
+    if name.endsWith(".slice") {
+        let stem = name.droppingLast(6)
+        if stem == "kubepods" || stem.endsWith("-kubepods") { return .kubepods }
+        guard parent == .kubepods, stem.containsBytes("kubepods") else { return .other }
+        let last = stem.utf8.lastIndex(of: UInt8(ascii: "-")).map { stem[stem.utf8.index(after: $0)...] } ?? stem
+        if last.startsWith("pod"), let uid = podUID(last.droppingFirst(3), systemdEscaped: true) {
+            return .pod(uid: uid)
+        }
         // `kubepods-burstable.slice`, `kubepods-besteffort.slice`
         return .kubepods
     }
-    if name.hasSuffix(".service") {
-        let prefix = "systemd-nspawn@"
-        if name.hasPrefix(prefix) {
+    if name.endsWith(".service") {
+        if name.startsWith("systemd-nspawn@") {
             return .container(
-                ContainerRef(runtime: .machine, id: unescapeUnitName(name.dropFirst(prefix.utf8.count).dropLast(8)))
+                ContainerRef(runtime: .machine, id: unescapeUnitName(name.droppingFirst(15).droppingLast(8)))
             )
         }
         return .other
     }
-    let isScope = name.hasSuffix(".scope")
-    let stem = isScope ? name.dropLast(6) : Substring(name)
+    let isScope = name.endsWith(".scope")
+    let stem = isScope ? name.droppingLast(6) : name
     let parentPod: String? = if case .pod(let uid) = parent { uid } else { nil }
-    for (prefix, runtime) in runtimePrefixes where stem.hasPrefix(prefix) {
-        let id = stem.dropFirst(prefix.utf8.count)
+    for (prefix, runtime) in runtimePrefixes where stem.startsWith(prefix) {
+        let id = stem.droppingFirst(prefix.utf8CodeUnitCount)
         if isContainerID(id) { return .container(ContainerRef(runtime: runtime, id: String(id), podUID: parentPod)) }
     }
     if !isScope, isContainerID(stem) {
+        let id = String(name)
         switch parent {
-        case .pod: return .container(ContainerRef(runtime: .unknown, id: name, podUID: parentPod))
+        case .pod: return .container(ContainerRef(runtime: .unknown, id: id, podUID: parentPod))
         default:
             switch parentName {
-            case "docker": return .container(ContainerRef(runtime: .docker, id: name))
-            case "libpod_parent": return .container(ContainerRef(runtime: .podman, id: name))
-            default: return .container(ContainerRef(runtime: .unknown, id: name, parentName: parentName))
+            case "docker": return .container(ContainerRef(runtime: .docker, id: id))
+            case "libpod_parent": return .container(ContainerRef(runtime: .podman, id: id))
+            default: return .container(ContainerRef(runtime: .unknown, id: id, parentName: parentName))
             }
         }
     }
-    if isScope, stem.hasPrefix("machine-"), parentName == "machine.slice" {
-        return .container(ContainerRef(runtime: .machine, id: unescapeUnitName(stem.dropFirst(8))))
+    if isScope, stem.startsWith("machine-"), parentName == "machine.slice" {
+        return .container(ContainerRef(runtime: .machine, id: unescapeUnitName(stem.droppingFirst(8))))
     }
-    if name.hasPrefix("lxc.payload."), utf8.count > 12 {
-        return .container(ContainerRef(runtime: .lxc, id: String(name.dropFirst(12))))
+    if name.startsWith("lxc.payload."), name.utf8.count > 12 {
+        return .container(ContainerRef(runtime: .lxc, id: String(name.droppingFirst(12))))
     }
     if (parentName == "lxc" || parentName == "lxc.payload") && parent == .other && !isScope {
-        return .container(ContainerRef(runtime: .lxc, id: name))
+        return .container(ContainerRef(runtime: .lxc, id: String(name)))
     }
     if parent == .kubepods {
-        if name.hasPrefix("pod"), let uid = podUID(name.dropFirst(3), systemdEscaped: false) { return .pod(uid: uid) }
+        if name.startsWith("pod"), let uid = podUID(name.droppingFirst(3), systemdEscaped: false) {
+            return .pod(uid: uid)
+        }
         if name == "burstable" || name == "besteffort" { return .kubepods }
     }
     if name == "kubepods" { return .kubepods }
     return .other
+}
+
+extension Substring {
+    /// Byte-wise affix tests and slicing at byte offsets, for the ASCII affixes of cgroup names
+    /// (`String.hasPrefix` and `dropFirst` work on Characters, which costs far more).
+    fileprivate func startsWith(_ prefix: StaticString) -> Bool {
+        prefix.withUTF8Buffer { self.utf8.starts(with: $0) }
+    }
+
+    fileprivate func endsWith(_ suffix: StaticString) -> Bool {
+        suffix.withUTF8Buffer { suffix in
+            let utf8 = self.utf8
+            guard utf8.count >= suffix.count else { return false }
+            return utf8[utf8.index(utf8.endIndex, offsetBy: -suffix.count)...].elementsEqual(suffix)
+        }
+    }
+
+    fileprivate func containsBytes(_ text: StaticString) -> Bool {
+        text.withUTF8Buffer { text in
+            let utf8 = self.utf8
+            var start = utf8.startIndex
+            while utf8.distance(from: start, to: utf8.endIndex) >= text.count {
+                if utf8[start...].starts(with: text) { return true }
+                utf8.formIndex(after: &start)
+            }
+            return false
+        }
+    }
+
+    fileprivate func droppingFirst(_ count: Int) -> Substring {
+        Substring(self.utf8.dropFirst(count))
+    }
+
+    fileprivate func droppingLast(_ count: Int) -> Substring {
+        Substring(self.utf8.dropLast(count))
+    }
 }
 
 /// Identifies a whole cgroup path (`/kubepods/burstable/pod…/…`) by folding ``identifyCgroup`` over
@@ -122,14 +163,15 @@ func shouldDescend(name: String, kind: CgroupKind, all: Bool) -> Bool {
     case .root, .pod, .kubepods: return true
     case .other:
         if all { return true }
-        if name.hasSuffix(".service") { return name.hasPrefix("user@") }
+        let name = name[...]
+        if name.endsWith(".service") { return name.startsWith("user@") }
         return
-            !(name.hasSuffix(".scope") || name.hasSuffix(".mount") || name.hasSuffix(".socket")
-            || name.hasSuffix(".swap") || name.hasPrefix("lxc.monitor"))
+            !(name.endsWith(".scope") || name.endsWith(".mount") || name.endsWith(".socket")
+            || name.endsWith(".swap") || name.startsWith("lxc.monitor"))
     }
 }
 
-private let runtimePrefixes: [(String, ContainerRuntime)] = [
+private let runtimePrefixes: [(StaticString, ContainerRuntime)] = [
     ("docker-", .docker), ("cri-containerd-", .containerd), ("crio-", .crio), ("libpod-", .podman),
     ("nerdctl-", .nerdctl),
 ]
@@ -147,19 +189,16 @@ func isContainerID(_ text: Substring) -> Bool {
 /// the systemd driver writes `_` for `-`.
 private func podUID(_ text: Substring, systemdEscaped: Bool) -> String? {
     guard !text.isEmpty else { return nil }
-    var uid = ""
-    uid.reserveCapacity(text.utf8.count)
+    var escaped = false
     for byte in text.utf8 {
         switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "-"):
-            uid.unicodeScalars.append(Unicode.Scalar(byte))
-        case UInt8(ascii: "_") where systemdEscaped:
-            uid.append("-")
-        default:
-            return nil
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "-"): continue
+        case UInt8(ascii: "_") where systemdEscaped: escaped = true
+        default: return nil
         }
     }
-    return uid
+    guard escaped else { return String(text) }
+    return String(decoding: text.utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
 }
 
 /// Undoes systemd's unit-name escaping (`\x2d` → `-`).

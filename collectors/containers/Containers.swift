@@ -68,6 +68,7 @@ struct ContainersCollector: Collector {
             mounts: mounts,
             files: files,
             processes: self.processes,
+            swap: hostMayHaveSwap(try? context.reader.read(context.paths.proc("swaps"))),
             absent: self.state.absentFiles(now: now, maxAge: self.specMaxAge)
         )
         var cgroups: [ScrapedCgroup] = []
@@ -81,7 +82,10 @@ struct ContainersCollector: Collector {
             if cached == nil { entry.spec = (stats.spec, now) }
             var metadata: ContainerMetadata?
             if case .container(let container) = cgroup.kind {
-                metadata = self.state.metadata.metadata(for: container, paths: context.paths, reader: context.reader)
+                metadata =
+                    entry.metadata
+                    ?? self.state.metadata.metadata(for: container, paths: context.paths, reader: context.reader)
+                entry.metadata = metadata
             }
             cgroups.append(
                 ScrapedCgroup(path: cgroup.path, kind: cgroup.kind, entry: entry, stats: stats, metadata: metadata)
