@@ -178,6 +178,8 @@ def measure(binary, base, scrapes, rounds, port, nofile):
             cpu, kernel, body = batch(agent, port, scrapes, gzip=False)
             result.cpu.append(cpu)
             result.kernel.append(kernel)
+            # Between scrapes: the scrape's watchdog lets go of the last output within its 50 ms tick.
+            time.sleep(0.2)
             result.rss = max(result.rss, status_kib(agent.pid, "VmRSS"))
             cpu, _, compressed = batch(agent, port, scrapes, gzip=True)
             result.cpu_gzip.append(cpu)
