@@ -254,7 +254,10 @@ let cgroupTrees = [
         let collected = try collect(
             ContainersCollector.descriptor,
             roots: tree.roots,
-            settings: ["collector.containers.process-metrics": .bool(true)]
+            settings: [
+                "collector.containers.process-metrics": .bool(true),
+                "collector.containers.hybrid-pressure": .bool(true),
+            ]
         )
         #expect(collected.failures.isEmpty)
         var checked = 0
@@ -408,8 +411,17 @@ let cgroupTrees = [
             collected.value("container_cpu_usage_seconds_total", ["id": web.id])
                 == tree.number("sys/fs/cgroup/cpuacct\(web.id)/cpuacct.usage")! / 1e9
         )
-        // Pressure comes from the unified tree, as on a v2 host.
-        #expect(collected.value("container_pressure_io_waiting_seconds_total", ["id": web.id]) != nil)
+        // No pressure on a hybrid host by default, as cAdvisor; when asked for, from the unified tree.
+        #expect(collected[family: "container_pressure_io_waiting_seconds_total"] == nil)
+        let asked = try collect(
+            ContainersCollector.descriptor,
+            roots: tree.roots,
+            settings: ["collector.containers.hybrid-pressure": .bool(true)]
+        )
+        #expect(
+            asked.value("container_pressure_io_waiting_seconds_total", ["id": web.id])
+                == tree.pressure(web.id, "io.pressure", "some")
+        )
     }
 
     @Test func blkioFiguresComeFromTheFirstGroupThatHasThem() throws {

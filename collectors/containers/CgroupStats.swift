@@ -82,6 +82,8 @@ struct CgroupStatsReader {
     let files: CgroupFiles
     /// Whether `container_processes`, `container_threads` and `container_threads_max` are written.
     let processes: Bool
+    /// Whether a hybrid host's pressure files (in its unified tree) are read.
+    let hybridPressure: Bool
     /// Whether the host may have swap in use (see ``hostMayHaveSwap(_:)``); without it v2
     /// `memory.swap.current` is 0 and not read.
     let swap: Bool
@@ -96,10 +98,18 @@ struct CgroupStatsReader {
     private(set) var errorCount = 0
     private(set) var firstError: String?
 
-    init(mounts: CgroupMounts, files: CgroupFiles, processes: Bool, swap: Bool = true, absent: Set<String>) {
+    init(
+        mounts: CgroupMounts,
+        files: CgroupFiles,
+        processes: Bool,
+        hybridPressure: Bool = false,
+        swap: Bool = true,
+        absent: Set<String>
+    ) {
         self.mounts = mounts
         self.files = files
         self.processes = processes
+        self.hybridPressure = hybridPressure
         self.swap = swap
         self.absent = absent
         // As ``CgroupMounts/walked`` chooses.
@@ -206,8 +216,9 @@ struct CgroupStatsReader {
         if self.processes, !isRoot, let pids = self.files.directory(.pids, of: entry) {
             stats.threads = self.file(pids, "pids.current").flatMap(parseSingleValue)
         }
-        // A hybrid host has pressure files in its unified tree although the controllers are v1.
-        if let unified = self.files.directory(.unified, of: entry) {
+        // A hybrid host has pressure files in its unified tree although the controllers are v1; cAdvisor
+        // reads v1 files only there, so they are read when asked for.
+        if self.hybridPressure, let unified = self.files.directory(.unified, of: entry) {
             self.readPressure(unified, isRoot: isRoot, into: &stats)
         }
     }

@@ -30,26 +30,44 @@ struct ContainersCollector: Collector {
                     "Also report container_processes, container_threads and container_threads_max (cAdvisor's "
                     + "process metrics, off by default there too): two or three more files per container."
             ),
+            OptionSpec(
+                "collector.containers.hybrid-pressure",
+                .bool(false),
+                help:
+                    "On a host whose controllers are on cgroup v1 (hybrid), also report container_pressure_* from "
+                    + "the unified tree's pressure files (cAdvisor reports pressure on cgroup v2 hosts only): three "
+                    + "more files per container."
+            ),
         ]
     ) { setup in
         ContainersCollector(
             all: setup.settings.bool("collector.cgroups.all"),
-            processes: setup.settings.bool("collector.containers.process-metrics")
+            processes: setup.settings.bool("collector.containers.process-metrics"),
+            hybridPressure: setup.settings.bool("collector.containers.hybrid-pressure")
         )
     }
 
     let all: Bool
     /// Whether cAdvisor's process metrics are written.
     let processes: Bool
+    /// Whether a hybrid host's containers get pressure figures from the unified tree.
+    let hybridPressure: Bool
     /// How long limits, and the knowledge of which optional files this host lacks, are kept.
     let specMaxAge: Duration
     let state: ContainersState
 
     /// - Parameter keptDirectories: most cgroup directories kept open; by default half the soft limit
     ///   of open files (``CgroupFiles/defaultBudget()``).
-    init(all: Bool, processes: Bool = false, specMaxAge: Duration = .seconds(60), keptDirectories: Int? = nil) {
+    init(
+        all: Bool,
+        processes: Bool = false,
+        hybridPressure: Bool = false,
+        specMaxAge: Duration = .seconds(60),
+        keptDirectories: Int? = nil
+    ) {
         self.all = all
         self.processes = processes
+        self.hybridPressure = hybridPressure
         self.specMaxAge = specMaxAge
         self.state = ContainersState(keptDirectories: keptDirectories ?? CgroupFiles.defaultBudget())
     }
@@ -68,6 +86,7 @@ struct ContainersCollector: Collector {
             mounts: mounts,
             files: files,
             processes: self.processes,
+            hybridPressure: self.hybridPressure,
             swap: hostMayHaveSwap(try? context.reader.read(context.paths.proc("swaps"))),
             absent: self.state.absentFiles(now: now, maxAge: self.specMaxAge)
         )
