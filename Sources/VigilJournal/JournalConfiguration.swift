@@ -118,6 +118,12 @@ public struct JournalConfiguration: Sendable {
     /// On shutdown, how long batches in flight may still be acknowledged before they are abandoned
     /// (they are sent again after the next start).
     public var shutdownGrace: Duration
+    /// How many bytes of journal file pages the reader lets libsystemd keep mapped before it closes the
+    /// journal and opens it again right after the last entry read. libsystemd maps journal files in
+    /// 8 MiB windows and keeps up to 64 of them, and every page read stays resident in vigil until its
+    /// window is unmapped: without this bound, reading a backlog would grow the resident memory by the
+    /// size of the journal files read (up to 512 MiB).
+    public var maxMappedBytes: Int
 
     public init(
         source: Source = .local,
@@ -133,7 +139,8 @@ public struct JournalConfiguration: Sendable {
         batching: Batching = Batching(),
         window: Int = 4,
         commitInterval: Duration = .seconds(1),
-        shutdownGrace: Duration = .seconds(5)
+        shutdownGrace: Duration = .seconds(5),
+        maxMappedBytes: Int = 8 << 20
     ) {
         self.source = source
         self.units = units
@@ -149,6 +156,7 @@ public struct JournalConfiguration: Sendable {
         self.window = window
         self.commitInterval = commitInterval
         self.shutdownGrace = shutdownGrace
+        self.maxMappedBytes = maxMappedBytes
     }
 
     /// The journal matches the filters stand for, in the order they are added.

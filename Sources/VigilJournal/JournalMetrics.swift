@@ -13,6 +13,7 @@ public final class JournalMetrics: MetricSource {
     let bytesRead = Atomic<Int>(0)
     let gaps = Atomic<Int>(0)
     let readErrors = Atomic<Int>(0)
+    let unmaps = Atomic<Int>(0)
     let entriesTooLarge = Atomic<Int>(0)
     let fieldsDropped = Atomic<Int>(0)
     let batchesSent = Atomic<Int>(0)
@@ -90,6 +91,11 @@ public final class JournalMetrics: MetricSource {
             "vigil_journal_read_errors_total",
             "Journal read or wait errors; after each the journal is re-opened at the last entry read.",
             self.readErrors.load(ordering: .relaxed)
+        )
+        counter(
+            "vigil_journal_unmaps_total",
+            "Times the journal was closed and re-opened after the last entry read, to unmap the journal file pages libsystemd kept mapped.",
+            self.unmaps.load(ordering: .relaxed)
         )
         counter(
             "vigil_journal_entries_too_large_total",

@@ -129,6 +129,14 @@ private final class ReaderCore {
     private var startCursor: String?
     /// The reader stands on an entry that has not been read yet (found after a seek to a cursor).
     private var standingOnUnread = false
+    /// Resident file-backed memory right after the journal was opened, and entries read since the
+    /// last look at it (see ``JournalConfiguration/maxMappedBytes``).
+    private let mappedMemory = MappedMemory()
+    private var mappedBaseline = 0
+    private var entriesSinceMappedCheck = 0
+    /// How often (in entries) the resident file-backed memory is looked at: a read of
+    /// `/proc/self/statm` costs about a microsecond.
+    private static let mappedCheckInterval = 512
 
     init(
         configuration: JournalConfiguration,
@@ -189,6 +197,7 @@ private final class ReaderCore {
             }
         }
         self.journal = journal
+        self.mappedBaseline = self.mappedMemory.residentBytes()
         self.updateNewest(journal)
     }
 
@@ -252,6 +261,18 @@ private final class ReaderCore {
                 self.builder = nil
                 return self.finish(builder, cursor: self.currentCursor)
             }
+            if self.entriesSinceMappedCheck >= Self.mappedCheckInterval {
+                self.entriesSinceMappedCheck = 0
+                if self.journal != nil, self.currentCursor != nil, !self.standingOnUnread,
+                    self.mappedMemory.residentBytes() - self.mappedBaseline > self.configuration.maxMappedBytes
+                {
+                    // Closing unmaps every window; the journal is opened again after the last entry read.
+                    self.journal = nil
+                    self.metrics.unmaps.add(1, ordering: .relaxed)
+                    self.reopen(stop: stop, routine: true)
+                    continue
+                }
+            }
             guard let journal = self.journal else {
                 self.reopen(stop: stop)
                 continue
@@ -296,6 +317,7 @@ private final class ReaderCore {
         journal.forEachField { self.encoder.add(field: $0) }
         let realtime = journal.realtime() ?? 0
         self.metrics.entriesRead.add(1, ordering: .relaxed)
+        self.entriesSinceMappedCheck += 1
         self.metrics.bytesRead.add(self.encoder.fieldBytes, ordering: .relaxed)
         if self.encoder.droppedFields > 0 {
             self.metrics.fieldsDropped.add(self.encoder.droppedFields, ordering: .relaxed)
@@ -369,7 +391,8 @@ private final class ReaderCore {
     }
 
     /// Opens the journal again and positions it after the last entry read (or where the first open did).
-    private func reopen(stop: StopSignal) {
+    /// `routine` re-opens (to unmap journal files) log at debug level only.
+    private func reopen(stop: StopSignal, routine: Bool = false) {
         do {
             let journal = try Journal(source: self.configuration.source)
             try journal.addMatches(self.matches)
@@ -379,7 +402,8 @@ private final class ReaderCore {
                 try self.seekStart(journal)
             }
             self.journal = journal
-            self.logger.info("journal re-opened")
+            self.mappedBaseline = self.mappedMemory.residentBytes()
+            self.logger.log(level: routine ? .debug : .info, "journal re-opened")
         } catch {
             self.metrics.readErrors.add(1, ordering: .relaxed)
             self.logger.error("cannot re-open the journal; trying again in a second", metadata: ["err": "\(error)"])
@@ -403,5 +427,24 @@ private final class ReaderCore {
 
     func close() {
         self.journal = nil
+    }
+}
+
+/// The process' resident file-backed and shared memory (`/proc/self/statm`, third field): where the
+/// journal file pages libsystemd maps show up (journal files on tmpfs, as in `/run/log/journal`, count
+/// as shared memory).
+private final class MappedMemory {
+    private let file = KeptOpenFile("/proc/self/statm")
+    private let reader = FileReader(capacity: 256)
+    private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Bytes, or 0 when the file cannot be read (then the journal is never re-opened for memory).
+    func residentBytes() -> Int {
+        guard let text = try? self.reader.read(self.file) else { return 0 }
+        var fields = text.fields.makeIterator()
+        _ = fields.next()
+        _ = fields.next()
+        guard let pages = fields.next()?.parseUInt64() else { return 0 }
+        return Int(pages) * self.pageSize
     }
 }

@@ -279,6 +279,34 @@ import Testing
         }
     }
 
+    @Test func reopeningToUnmapTheJournalNeitherLosesNorRepeatsAnEntry() async throws {
+        try await Journald.with { journald in
+            let run = self.newRun()
+            // Two files: the reader re-opens in the archived one and in the active one.
+            for index in 0..<3000 {
+                try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)])
+                if index == 1499 { try journald.rotate() }
+            }
+            try await journald.waitForEntries(3000, matching: ["VIGIL_RUN=\(run)"])
+            // No mapped memory allowed: the journal is re-opened at every look at it (each 512 entries).
+            var configuration = self.configuration(journald, run: run, maxEntries: 700)
+            configuration.maxMappedBytes = 0
+            let (reader, metrics) = try makeReader(configuration)
+            let (events, batches) = try await readEvents(reader, count: 3000)
+            #expect(events.compactMap { $0.text("MESSAGE") } == (0..<3000).map { "m\($0)" })
+            #expect(metrics.unmaps.loadRelaxed >= 3)
+            #expect(metrics.readErrors.loadRelaxed == 0)
+            #expect(metrics.gaps.loadRelaxed == 0)
+            // Batches span the re-opens; each one's cursor is its last entry's.
+            let exported = try journald.exported(["VIGIL_RUN=\(run)"])
+            var end = 0
+            for batch in batches {
+                end += batch.count
+                #expect(batch.cursor == exported[end - 1].cursor)
+            }
+        }
+    }
+
     @Test func batchesEndOnCountBytesAndTagChanges() async throws {
         try await Journald.with { journald in
             let run = self.newRun()
