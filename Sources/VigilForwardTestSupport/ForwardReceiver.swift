@@ -78,6 +78,8 @@ public final class ForwardReceiver: Sendable {
         public var byteCount = 0
         /// Requests whose chunk id had been received before (resends after a lost ack).
         public var duplicateRequests = 0
+        /// Events in requests whose chunk id was new (or that had none): ``eventCount`` without resends.
+        public var uniqueEventCount = 0
         public var connectionsAccepted = 0
         /// Connections closed in the middle of a request by ``Fault/closeMidRequest``.
         public var requestsCutOff = 0
@@ -116,6 +118,7 @@ public final class ForwardReceiver: Sendable {
         var server: (any Channel)?
         var port = 0
         var connections: [ObjectIdentifier: any Channel] = [:]
+        var eventWatch: (count: Int, body: @Sendable () -> Void)?
     }
 
     public let configuration: Configuration
@@ -163,6 +166,18 @@ public final class ForwardReceiver: Sendable {
             $0.fault = fault
             $0.faultRemaining = fault == nil ? nil : times
         }
+    }
+
+    /// Calls `body` once, right after the request that brings ``Snapshot/uniqueEventCount`` to `count`
+    /// is recorded and before it is acked (on the connection's event loop: keep it short). For
+    /// benchmarks that time the delivery of a known number of events to the microsecond.
+    public func notify(whenUniqueEventsReach count: Int, _ body: @escaping @Sendable () -> Void) {
+        let reached = self.state.withLock { state in
+            if state.snapshot.uniqueEventCount >= count { return true }
+            state.eventWatch = (count, body)
+            return false
+        }
+        if reached { body() }
     }
 
     /// Waits until `condition` holds for the snapshot, or `timeout` passes; returns whether it held.
@@ -239,14 +254,20 @@ public final class ForwardReceiver: Sendable {
     var pendingFault: Fault? { self.state.withLock { $0.fault } }
 
     func record(_ request: ReceivedRequest) {
-        self.state.withLock { state in
+        let watch = self.state.withLock { state -> (@Sendable () -> Void)? in
             if let chunk = request.chunk, !state.seenChunks.insert(chunk).inserted {
                 state.snapshot.duplicateRequests += 1
+            } else {
+                state.snapshot.uniqueEventCount += request.events.count
             }
             state.snapshot.requestCount += 1
             state.snapshot.eventCount += request.events.count
             state.snapshot.byteCount += request.byteCount
             if self.configuration.recordEvents { state.snapshot.requests.append(request) }
+            guard let watch = state.eventWatch, state.snapshot.uniqueEventCount >= watch.count else { return nil }
+            state.eventWatch = nil
+            return watch.body
         }
+        watch?()
     }
 }

@@ -15,6 +15,8 @@ let usage = """
       --hostname    server hostname sent in PONG (default forward-receiver.test)
       --tls-cert, --tls-key  PEM certificate and key: TLS on every connection
       --record      keep every event in memory (default: counts only)
+      --report-events N  print "reached N events at SECONDS" (CLOCK_MONOTONIC) as soon as N events
+                    (resends not counted) have been received, before they are acked
     """
 
 /// Writes a line unbuffered, so that a benchmark reading a pipe sees it at once.
@@ -29,6 +31,7 @@ func fail(_ message: String) -> Never {
 }
 
 var configuration = ForwardReceiver.Configuration(port: 24224, recordEvents: false)
+var reportEvents: Int?
 var arguments = CommandLine.arguments.dropFirst()
 while let flag = arguments.popFirst() {
     if flag == "--help" || flag == "-h" {
@@ -39,7 +42,9 @@ while let flag = arguments.popFirst() {
         configuration.recordEvents = true
         continue
     }
-    let valueFlags: Set<String> = ["--listen", "--shared-key", "--user", "--hostname", "--tls-cert", "--tls-key"]
+    let valueFlags: Set<String> = [
+        "--listen", "--shared-key", "--user", "--hostname", "--tls-cert", "--tls-key", "--report-events",
+    ]
     guard valueFlags.contains(flag) else { fail("unknown flag \(flag)") }
     guard let value = arguments.popFirst() else { fail("\(flag) needs a value") }
     switch flag {
@@ -56,6 +61,9 @@ while let flag = arguments.popFirst() {
     case "--hostname": configuration.hostname = value
     case "--tls-cert": configuration.tlsCertificateFile = value
     case "--tls-key": configuration.tlsKeyFile = value
+    case "--report-events":
+        guard let count = Int(value), count > 0 else { fail("--report-events expects a positive count") }
+        reportEvents = count
     default: fail("unknown flag \(flag)")
     }
 }
@@ -70,6 +78,16 @@ do {
     fail("cannot listen on \(configuration.host):\(configuration.port): \(error)")
 }
 emit("listening on \(configuration.host):\(receiver.port)")
+if let reportEvents {
+    receiver.notify(whenUniqueEventsReach: reportEvents) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let micros = String(Int(now.tv_nsec) / 1000)
+        emit(
+            "reached \(reportEvents) events at \(now.tv_sec).\(String(repeating: "0", count: 6 - micros.count) + micros)"
+        )
+    }
+}
 var last = ""
 while true {
     try await Task.sleep(for: .seconds(1))
