@@ -1,0 +1,1 @@
+../../VigilForwardTests/TestCertificates.swift
