@@ -130,6 +130,82 @@ import VigilForwardTestSupport
     }
 }
 
+extension ForwardEndToEndTests {
+    @Test func failsOverToTheStandbyTargetAndBackWithoutLosingAnEntry() async throws {
+        try await Journald.with { journald in
+            try await TemporaryDirectory.with { directory in
+                let primary = try await ForwardReceiver.start()
+                let standby = try await ForwardReceiver.start()
+                let run = "r\(UInt32.random(in: 0...UInt32.max))"
+                let output = try ForwardOutput(
+                    configuration: ForwardConfiguration(
+                        targets: [
+                            .init(host: "127.0.0.1", port: primary.port, name: "primary"),
+                            .init(host: "127.0.0.1", port: standby.port, name: "standby", standby: true),
+                        ],
+                        ackTimeout: .seconds(5),
+                        connectTimeout: .seconds(2),
+                        heartbeatInterval: .milliseconds(100),
+                        hardTimeout: .seconds(1),
+                        recoverWait: .milliseconds(500),
+                        retryWait: .milliseconds(100),
+                        maxRetryWait: .milliseconds(400)
+                    ),
+                    logger: testLogger
+                )
+                let cursorFile = directory.file("journal.cursor")
+                let pipeline = try LogPipeline(
+                    configuration: self.configuration(journald, run: run, cursorFile: cursorFile, maxEntries: 20),
+                    sink: output,
+                    maxBatchBytes: 1_024_000,
+                    logger: testLogger
+                )
+                let total = 3000
+                let messages = {
+                    (primary.snapshot.events + standby.snapshot.events).compactMap { Event($0).text("MESSAGE") }
+                }
+                try await withRunningServices([output, pipeline]) {
+                    let writer = Task {
+                        for index in 0..<total {
+                            try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)])
+                            if index % 50 == 49 { try await Task.sleep(for: .milliseconds(50)) }
+                        }
+                    }
+                    #expect(await primary.wait(timeout: .seconds(30)) { $0.uniqueEventCount >= 300 })
+                    #expect(standby.snapshot.requestCount == 0)
+
+                    // The primary goes down: batches go to the standby.
+                    await primary.stopListening()
+                    let downAt = primary.snapshot.eventCount
+                    #expect(await standby.wait(timeout: .seconds(30)) { $0.uniqueEventCount >= 300 })
+                    #expect(output.targetStatus.map(\.up) == [false, true])
+
+                    // It comes back: once heartbeats succeeded for recover_wait, batches go to it again.
+                    try await primary.resumeListening()
+                    #expect(await primary.wait(timeout: .seconds(30)) { $0.eventCount > downAt })
+                    try await Task.sleep(for: .milliseconds(300))  // batches sent to the standby before land
+                    let standbyAfterRecovery = standby.snapshot.eventCount
+                    try await writer.value
+                    #expect(await eventually(timeout: .seconds(60)) { Set(messages()).count >= total })
+                    #expect(await eventually { CursorStore(path: cursorFile).load() != .missing })
+                    // Once the primary is back, the standby stands by again.
+                    #expect(standby.snapshot.eventCount == standbyAfterRecovery)
+                }
+                await primary.stop()
+                await standby.stop()
+                let received = messages()
+                #expect(Set(received) == Set((0..<total).map { "m\($0)" }))
+                let exported = try journald.exported(["VIGIL_RUN=\(run)"])
+                #expect(CursorStore(path: cursorFile).load() == .cursor(exported.last!.cursor))
+                #expect(primary.snapshot.protocolErrors.isEmpty && standby.snapshot.protocolErrors.isEmpty)
+                print(
+                    "failover: primary \(primary.snapshot.uniqueEventCount) entries, standby \(standby.snapshot.uniqueEventCount), \(received.count - Set(received).count) of \(total) arrived twice"
+                )
+            }
+        }
+    }
+}
+
 extension Event {
     /// Journal order of events from one journald: time, then `_SOURCE_REALTIME_TIMESTAMP`.
     var journalOrder: (UInt32, UInt32, UInt64) {
