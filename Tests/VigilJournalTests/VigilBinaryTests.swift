@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import Testing
+import VigilCore
 import VigilForward
 import VigilForwardTestSupport
 
@@ -15,69 +17,163 @@ import VigilForwardTestSupport
         return path + "/.build/debug/vigil"
     }
 
-    @Test func killDashNineLosesNothing() async throws {
+    @Test func killDashNineAtRandomMomentsLosesNothing() async throws {
         try await Journald.with { journald in
             try await TemporaryDirectory.with { directory in
                 let receiver = try await ForwardReceiver.start()
                 let run = "r\(UInt32.random(in: 0...UInt32.max))"
-                let configuration = directory.file("vigil.yml")
-                try """
-                web:
-                  listen-address: ["127.0.0.1:0"]
-                journal:
-                  namespace: \(journald.namespace)
-                  matches: ["VIGIL_RUN=\(run)"]
-                  cursor_file: \(directory.file("journal.cursor"))
-                  batch: {max_entries: 50, max_wait: 100ms}
-                  commit_interval: 20ms
-                forward:
-                  targets: ["127.0.0.1:\(receiver.port)"]
-                  retry_wait: 100ms
-                  max_retry_wait: 500ms
-                  recover_wait: 200ms
-                  heartbeat_interval: 200ms
-                """.write(toFile: configuration, atomically: true, encoding: .utf8)
-                let arguments = ["--config.file=\(configuration)", "--collector.disable-defaults"]
-                let total = 3000
+                let cursorFile = directory.file("journal.cursor")
+                let configuration = try VigilConfiguration.write(
+                    in: directory,
+                    journald: journald,
+                    run: run,
+                    forward: """
+                          targets: ["127.0.0.1:\(receiver.port)"]
+                          retry_wait: 100ms
+                          max_retry_wait: 500ms
+                          recover_wait: 200ms
+                          heartbeat_interval: 200ms
+                        """
+                )
+                let total = 4000
                 let writer = Task {
                     for index in 0..<total {
                         try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)])
-                        if index % 100 == 99 { try await Task.sleep(for: .milliseconds(20)) }
+                        if index % 100 == 99 { try await Task.sleep(for: .milliseconds(25)) }
                     }
                 }
+                let messages = { receiver.snapshot.events.compactMap { Event($0).text("MESSAGE") } }
 
-                var vigil = try VigilProcess(self.vigilBinary, arguments, log: directory.file("vigil-1.log"))
-                #expect(await receiver.wait(timeout: .seconds(30)) { $0.uniqueEvents.count >= 600 })
-                vigil.kill()
-                try await Task.sleep(for: .milliseconds(200))  // requests already on the wire land
-                let beforeCrash = Set(receiver.snapshot.events.compactMap { Event($0).text("MESSAGE") })
-
-                // The saved cursor never passes an entry the receiver has not acknowledged.
-                guard case .cursor(let cursor) = CursorStore(path: directory.file("journal.cursor")).load() else {
-                    Issue.record("no cursor saved before the crash; vigil's log: \(vigil.output)")
-                    return
+                // Several runs, each killed with SIGKILL at a random moment once it has delivered something.
+                var duplicateBound = 0
+                var report: [String] = []
+                for kill in 1...4 {
+                    let before = receiver.snapshot.eventCount
+                    let resumes = saved(cursorFile) != nil
+                    let vigil = try VigilProcess(
+                        self.vigilBinary,
+                        configuration.arguments,
+                        log: directory.file("vigil-\(kill).log")
+                    )
+                    #expect(await receiver.wait(timeout: .seconds(30)) { $0.eventCount > before }, "\(vigil.output)")
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...800)))
+                    vigil.kill()
+                    try await Task.sleep(for: .milliseconds(200))  // requests already on the wire land
+                    if resumes { #expect(vigil.output.contains("resuming the journal after the saved cursor")) }
+                    // The saved cursor never passes an entry the receiver has not acknowledged.
+                    let arrived = Set(messages())
+                    let exported = try journald.exported(["VIGIL_RUN=\(run)"])
+                    var savedIndex = -1
+                    if let cursor = saved(cursorFile) {
+                        savedIndex = try #require(exported.firstIndex { $0.cursor == cursor })
+                        #expect((0...savedIndex).allSatisfy { arrived.contains("m\($0)") })
+                    }
+                    // What the next run may send again: what had arrived beyond the saved cursor.
+                    duplicateBound += arrived.count(where: { Int($0.dropFirst())! > savedIndex })
+                    report.append("kill \(kill): \(arrived.count) entries arrived, cursor at entry \(savedIndex)")
                 }
-                let exported = try journald.exported(["VIGIL_RUN=\(run)"])
-                let saved = try #require(exported.firstIndex { $0.cursor == cursor })
-                #expect((0...saved).allSatisfy { beforeCrash.contains("m\($0)") })
 
                 try await writer.value
-                vigil = try VigilProcess(self.vigilBinary, arguments, log: directory.file("vigil-2.log"))
-                defer { vigil.terminate() }
-                let arrived = await receiver.wait(timeout: .seconds(60)) { snapshot in
-                    Set(snapshot.events.compactMap { Event($0).text("MESSAGE") }).count >= total
-                }
-                #expect(arrived, "vigil's log: \(vigil.output)")
-                let messages = receiver.snapshot.events.compactMap { Event($0).text("MESSAGE") }
-                #expect(Set(messages) == Set((0..<total).map { "m\($0)" }))
-                // The second start resumed right after the saved cursor: what arrives twice is only what had
-                // arrived after it before the crash.
-                #expect(vigil.output.contains("resuming the journal after the saved cursor"))
-                let duplicates = messages.count - Set(messages).count
-                #expect(duplicates <= beforeCrash.count - (saved + 1))
-                print(
-                    "kill -9: \(beforeCrash.count) entries arrived before the crash, cursor saved at entry \(saved), \(duplicates) sent twice"
+                let vigil = try VigilProcess(
+                    self.vigilBinary,
+                    configuration.arguments,
+                    log: directory.file("vigil-last.log")
                 )
+                defer { vigil.terminate() }
+                let complete = await receiver.wait(timeout: .seconds(60)) { _ in Set(messages()).count >= total }
+                #expect(complete, "vigil's log: \(vigil.output)")
+                let received = messages()
+                #expect(Set(received) == Set((0..<total).map { "m\($0)" }))
+                let duplicates = received.count - Set(received).count
+                #expect(duplicates <= duplicateBound)
+                print(
+                    "kill -9 four times: \(report.joined(separator: "; ")); \(duplicates) of \(total) entries arrived twice (at most \(duplicateBound) could)"
+                )
+                await receiver.stop()
+            }
+        }
+    }
+
+    @Test func memoryStaysFlatWhileTheReceiverIsDown() async throws {
+        try await Journald.with { journald in
+            try await TemporaryDirectory.with { directory in
+                let receiver = try await ForwardReceiver.start(.init(recordEvents: true))
+                let run = "r\(UInt32.random(in: 0...UInt32.max))"
+                let configuration = try VigilConfiguration.write(
+                    in: directory,
+                    journald: journald,
+                    run: run,
+                    batch: "{max_entries: 500, max_wait: 100ms}",
+                    forward: """
+                          targets: ["127.0.0.1:\(receiver.port)"]
+                          retry_wait: 50ms
+                          max_retry_wait: 200ms
+                          heartbeat_interval: 100ms
+                        """
+                )
+                let vigil = try VigilProcess(
+                    self.vigilBinary,
+                    configuration.arguments,
+                    log: directory.file("vigil.log")
+                )
+                defer { vigil.terminate() }
+                var written = 0
+                func write(_ count: Int) throws {
+                    for _ in 0..<count {
+                        try journald.send([
+                            ("MESSAGE", "m\(written) " + String(repeating: "x", count: 200)), ("VIGIL_RUN", run),
+                        ])
+                        written += 1
+                    }
+                }
+                try write(2000)
+                #expect(await receiver.wait(timeout: .seconds(30)) { $0.uniqueEventCount >= 2000 }, "\(vigil.output)")
+
+                // Down: vigil reads until its window of unacknowledged batches is full, then pauses.
+                await receiver.stopListening()
+                try write(5000)
+                #expect(
+                    await eventually(timeout: .seconds(30)) {
+                        (try? configuration.scrape()["vigil_journal_reading_paused"]) == 1
+                    }
+                )
+                let readWhenPaused = try configuration.scrape()["vigil_journal_entries_read_total"]
+                let pid = vigil.process.processIdentifier
+                let baseline = try #require(residentBytes(pid))
+                // 50,000 more entries (about 15 MB of journal) while the receiver stays down and vigil retries.
+                let peakResident = Atomic(baseline)
+                let sampler = Task {
+                    while !Task.isCancelled {
+                        if let resident = residentBytes(pid) { peakResident.max(resident, ordering: .relaxed) }
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                for _ in 0..<50 {
+                    try write(1000)
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                try await journald.waitForEntries(written, matching: ["VIGIL_RUN=\(run)"], timeout: 60)
+                try await Task.sleep(for: .seconds(2))
+                sampler.cancel()
+                await sampler.value
+                let peak = peakResident.load(ordering: .relaxed)
+                let metrics = try configuration.scrape()
+                #expect(metrics["vigil_journal_entries_read_total"] == readWhenPaused)
+                #expect(metrics["vigil_journal_reading_paused"] == 1)
+                // Flat: the 50,000 entries written meanwhile cost vigil less than 2 MB.
+                #expect(peak - baseline < 2 << 20, "resident \(baseline) bytes when reading paused, peak \(peak)")
+                print(
+                    "receiver down: resident \(baseline / 1024) KiB when reading paused, peak \(peak / 1024) KiB while 50,000 more entries were written"
+                )
+
+                // Back up: everything arrives.
+                try await receiver.resumeListening()
+                let complete = await receiver.wait(timeout: .seconds(120)) { $0.uniqueEventCount >= written }
+                #expect(complete, "vigil's log: \(vigil.output)")
+                let prefixes = Set(
+                    receiver.snapshot.uniqueEvents.compactMap { Event($0).text("MESSAGE")?.split(separator: " ").first }
+                )
+                #expect(prefixes == Set((0..<written).map { "m\($0)"[...] }))
                 await receiver.stop()
             }
         }
@@ -144,6 +240,176 @@ extension VigilBinaryTests {
             }
         }
     }
+}
+
+/// A target vigil cannot deliver to until its configuration is fixed.
+struct Misconfiguration: Sendable, CustomTestStringConvertible {
+    let testDescription: String
+    /// The receiver's settings.
+    let receiver: @Sendable (inout ForwardReceiver.Configuration, TestCertificates) -> Void
+    /// The forward target's YAML settings besides host and port: wrong, then right.
+    let wrong: @Sendable (TestCertificates) -> String
+    let right: @Sendable (TestCertificates) -> String
+    /// What vigil's log says about it.
+    let logged: String
+
+    static let wrongSharedKey = Misconfiguration(
+        testDescription: "wrong shared key",
+        receiver: { configuration, _ in configuration.sharedKey = "right key" },
+        wrong: { _ in "shared_key: wrong key" },
+        right: { _ in "shared_key: right key" },
+        logged: "failed: shared_key mismatch"
+    )
+
+    static let untrustedCertificate = Misconfiguration(
+        testDescription: "untrusted certificate",
+        receiver: { configuration, certificates in
+            configuration.tlsCertificateFile = certificates.serverCertificate
+            configuration.tlsKeyFile = certificates.serverKey
+        },
+        // The server's certificate is signed by the test CA; the system's trust store does not know it.
+        wrong: { _ in "tls: {}" },
+        right: { certificates in "tls: {ca_file: \(certificates.caFile)}" },
+        logged: "CERTIFICATE_VERIFY_FAILED"
+    )
+}
+
+extension VigilBinaryTests {
+    @Test(arguments: [Misconfiguration.wrongSharedKey, .untrustedCertificate])
+    func aMisconfiguredTargetIsAClearErrorAndNothingCountsAsSent(_ misconfiguration: Misconfiguration) async throws {
+        let certificates = try TestCertificates.shared.get()
+        try await Journald.with { journald in
+            try await TemporaryDirectory.with { directory in
+                var receiverConfiguration = ForwardReceiver.Configuration()
+                misconfiguration.receiver(&receiverConfiguration, certificates)
+                let receiver = try await ForwardReceiver.start(receiverConfiguration)
+                let run = "r\(UInt32.random(in: 0...UInt32.max))"
+                for index in 0..<300 { try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)]) }
+                let exported = try await journald.waitForEntries(300, matching: ["VIGIL_RUN=\(run)"])
+                func configuration(_ target: String, name: String) throws -> VigilConfiguration {
+                    try VigilConfiguration.write(
+                        in: directory,
+                        journald: journald,
+                        run: run,
+                        forward: """
+                              targets: [{host: 127.0.0.1, port: \(receiver.port), \(target)}]
+                              retry_wait: 100ms
+                              max_retry_wait: 300ms
+                              heartbeat_interval: 100ms
+                            """,
+                        name: name
+                    )
+                }
+
+                let wrong = try configuration(misconfiguration.wrong(certificates), name: "wrong.yml")
+                let vigil = try VigilProcess(self.vigilBinary, wrong.arguments, log: directory.file("vigil-wrong.log"))
+                let label = "127.0.0.1:\(receiver.port)"
+                // A clear log line naming the target and the reason, then retries.
+                #expect(
+                    await eventually(timeout: .seconds(30)) {
+                        vigil.output.contains("target \(label) down:") && vigil.output.contains(misconfiguration.logged)
+                    },
+                    "vigil's log: \(vigil.output)"
+                )
+                #expect(
+                    await eventually(timeout: .seconds(30)) {
+                        ((try? wrong.scrape()["vigil_forward_batches_retried_total"]) ?? 0) >= 3
+                    }
+                )
+                let metrics = try wrong.scrape()
+                #expect(metrics["vigil_forward_batches_acked_total"] == 0)
+                #expect(metrics["vigil_forward_records_acked_total"] == 0)
+                #expect(metrics["vigil_forward_batches_sent_total"] == 0)
+                #expect(metrics["vigil_journal_batches_acked_total"] == 0)
+                #expect(metrics["vigil_journal_cursor_commits_total"] == 0)
+                #expect(metrics["vigil_forward_target_up"] == 0)
+                #expect(receiver.snapshot.requestCount == 0)
+                #expect(saved(wrong.cursorFile) == nil)
+                // Stopped gracefully: the cursor is still not written.
+                vigil.terminate()
+                #expect(saved(wrong.cursorFile) == nil)
+                #expect(receiver.snapshot.requestCount == 0)
+
+                // Fixed: everything arrives, and the cursor names the last entry.
+                let right = try configuration(misconfiguration.right(certificates), name: "right.yml")
+                let fixed = try VigilProcess(self.vigilBinary, right.arguments, log: directory.file("vigil-right.log"))
+                defer { fixed.terminate() }
+                #expect(
+                    await receiver.wait(timeout: .seconds(30)) { $0.uniqueEventCount >= 300 },
+                    "vigil's log: \(fixed.output)"
+                )
+                let messages = Set(receiver.snapshot.uniqueEvents.compactMap { Event($0).text("MESSAGE") })
+                #expect(messages == Set((0..<300).map { "m\($0)" }))
+                #expect(await eventually(timeout: .seconds(10)) { saved(right.cursorFile) == exported.last?.cursor })
+                #expect(((try? right.scrape()["vigil_forward_batches_acked_total"]) ?? 0) > 0)
+                await receiver.stop()
+            }
+        }
+    }
+}
+
+/// A vigil configuration file for one test run: the harness' namespace, the run's entries, a cursor file
+/// and the metrics endpoint on a port of this suite.
+struct VigilConfiguration {
+    let path: String
+    let webPort: Int
+    let cursorFile: String
+
+    var arguments: [String] { ["--config.file=\(self.path)", "--collector.disable-defaults"] }
+
+    /// Writes the file; `forward` is the body of the `forward:` section, indented by two spaces.
+    static func write(
+        in directory: TemporaryDirectory,
+        journald: Journald,
+        run: String,
+        batch: String = "{max_entries: 50, max_wait: 100ms}",
+        forward: String,
+        name: String = "vigil.yml"
+    ) throws -> VigilConfiguration {
+        let configuration = VigilConfiguration(
+            path: directory.file(name),
+            webPort: nextPort(),
+            cursorFile: directory.file("journal.cursor")
+        )
+        try """
+        web:
+          listen-address: ["127.0.0.1:\(configuration.webPort)"]
+        journal:
+          namespace: \(journald.namespace)
+          matches: ["VIGIL_RUN=\(run)"]
+          cursor_file: \(configuration.cursorFile)
+          batch: \(batch)
+          commit_interval: 20ms
+        forward:
+        \(forward)
+        """.write(toFile: configuration.path, atomically: true, encoding: .utf8)
+        return configuration
+    }
+
+    /// vigil's metrics, each family's samples summed over their labels.
+    func scrape() throws -> [String: Double] {
+        let body = try run("/usr/bin/curl", ["-sS", "--max-time", "10", "http://127.0.0.1:\(self.webPort)/metrics"])
+        var values: [String: Double] = [:]
+        for family in try parseExposition(body[...]) {
+            for sample in family.samples { values[sample.name, default: 0] += sample.value }
+        }
+        return values
+    }
+}
+
+/// The cursor in `file`, or nil when there is none.
+func saved(_ file: String) -> String? {
+    guard case .cursor(let cursor) = CursorStore(path: file).load() else { return nil }
+    return cursor
+}
+
+/// A process' resident memory (VmRSS), or nil once it has ended.
+func residentBytes(_ pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+    }
+    return nil
 }
 
 /// The vigil binary as a child process.

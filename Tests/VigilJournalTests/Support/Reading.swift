@@ -19,6 +19,15 @@ struct TemporaryDirectory {
     func file(_ name: String) -> String { "\(self.path)/\(name)" }
 }
 
+/// This suite's TCP ports: 19700–19799, handed out once each per test process.
+private let portCounter = Atomic<Int>(19700)
+
+func nextPort() -> Int {
+    let port = portCounter.add(1, ordering: .relaxed).oldValue
+    precondition(port < 19800, "out of test ports")
+    return port
+}
+
 /// A logger for tests: warnings and worse on standard error.
 let testLogger: Logger = {
     var logger = Logger(label: "vigil-test") { StreamLogHandler.standardError(label: $0) }
