@@ -168,7 +168,7 @@ extension ForwardEndToEndTests {
                     let writer = Task {
                         for index in 0..<total {
                             try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)])
-                            if index % 50 == 49 { try await Task.sleep(for: .milliseconds(50)) }
+                            if index % 50 == 49 { try await Task.sleep(for: .milliseconds(100)) }
                         }
                     }
                     #expect(await primary.wait(timeout: .seconds(30)) { $0.uniqueEventCount >= 300 })
@@ -182,7 +182,9 @@ extension ForwardEndToEndTests {
 
                     // It comes back: once heartbeats succeeded for recover_wait, batches go to it again.
                     try await primary.resumeListening()
-                    #expect(await primary.wait(timeout: .seconds(30)) { $0.eventCount > downAt })
+                    #expect(await eventually(timeout: .seconds(30)) { output.targetStatus.map(\.up) == [true, true] })
+                    let upAt = primary.snapshot.eventCount
+                    #expect(await primary.wait(timeout: .seconds(30)) { $0.eventCount > max(downAt, upAt) })
                     try await Task.sleep(for: .milliseconds(300))  // batches sent to the standby before land
                     let standbyAfterRecovery = standby.snapshot.eventCount
                     try await writer.value

@@ -35,19 +35,22 @@ import VigilForwardTestSupport
                           heartbeat_interval: 200ms
                         """
                 )
-                let total = 4000
-                let writer = Task {
-                    for index in 0..<total {
-                        try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)])
-                        if index % 100 == 99 { try await Task.sleep(for: .milliseconds(25)) }
-                    }
-                }
+                // Each run gets 1,000 new entries, written while it starts, reads and sends: the kill finds it
+                // reading, sending, waiting for acks or committing.
+                let perRun = 1000
+                let total = 4 * perRun
                 let messages = { receiver.snapshot.events.compactMap { Event($0).text("MESSAGE") } }
 
-                // Several runs, each killed with SIGKILL at a random moment once it has delivered something.
                 var duplicateBound = 0
                 var report: [String] = []
                 for kill in 1...4 {
+                    let first = (kill - 1) * perRun
+                    let writer = Task {
+                        for index in first..<(first + perRun) {
+                            try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)])
+                            if index % 100 == 99 { try await Task.sleep(for: .milliseconds(25)) }
+                        }
+                    }
                     let before = receiver.snapshot.eventCount
                     let resumes = saved(cursorFile) != nil
                     let vigil = try VigilProcess(
@@ -58,6 +61,7 @@ import VigilForwardTestSupport
                     #expect(await receiver.wait(timeout: .seconds(30)) { $0.eventCount > before }, "\(vigil.output)")
                     try await Task.sleep(for: .milliseconds(Int.random(in: 0...800)))
                     vigil.kill()
+                    try await writer.value
                     try await Task.sleep(for: .milliseconds(200))  // requests already on the wire land
                     if resumes { #expect(vigil.output.contains("resuming the journal after the saved cursor")) }
                     // The saved cursor never passes an entry the receiver has not acknowledged.
@@ -73,7 +77,6 @@ import VigilForwardTestSupport
                     report.append("kill \(kill): \(arrived.count) entries arrived, cursor at entry \(savedIndex)")
                 }
 
-                try await writer.value
                 let vigil = try VigilProcess(
                     self.vigilBinary,
                     configuration.arguments,
