@@ -140,7 +140,7 @@ public struct JournalConfiguration: Sendable {
         window: Int = 4,
         commitInterval: Duration = .seconds(1),
         shutdownGrace: Duration = .seconds(5),
-        maxMappedBytes: Int = 8 << 20
+        maxMappedBytes: Int = 4 << 20
     ) {
         self.source = source
         self.units = units
