@@ -124,15 +124,21 @@ public struct EntryEncoder: Sendable {
         }
         let keyStart = self.arena.count
         var keyHash: UInt64 = fnvOffset
-        var skip = self.format.stripUnderscores && name.first == UInt8(ascii: "_")
-        for var byte in name {
-            if skip {
-                skip = false
-                continue
+        if !self.format.stripUnderscores && !self.format.lowercase {
+            // The key is the field name as it is: one copy, and its hash is the name's.
+            self.arena.append(contentsOf: name)
+            keyHash = nameHash
+        } else {
+            var skip = self.format.stripUnderscores && name.first == UInt8(ascii: "_")
+            for var byte in name {
+                if skip {
+                    skip = false
+                    continue
+                }
+                if self.format.lowercase, byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { byte += 0x20 }
+                self.arena.append(byte)
+                keyHash = (keyHash ^ UInt64(byte)) &* fnvPrime
             }
-            if self.format.lowercase, byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { byte += 0x20 }
-            self.arena.append(byte)
-            keyHash = (keyHash ^ UInt64(byte)) &* fnvPrime
         }
         let keyLength = self.arena.count - keyStart
         if let tagField { self.tagValues[tagField] = (self.arena.count, value.count) }
