@@ -87,7 +87,7 @@ public final class ForwardOutput: BatchSink, Service {
             throw error
         }
         // Encoded (and compressed) once; every attempt writes the same buffer.
-        let frame = ByteBuffer(bytes: ForwardFrame.encode(batch, compression: self.configuration.compression))
+        let frame = ForwardFrame.buffer(batch, compression: self.configuration.compression)
         var failedRounds = 0
         while true {
             try Task.checkCancellation()
