@@ -168,6 +168,7 @@ forward:
                 reached = float(fields[-1])
                 break
         cpu = cpu_seconds(process.pid)
+        receiver_cpu = cpu_seconds(receiver.pid)
         rss, _ = memory_bytes(process.pid)
         sampler.running = False
         sampler.join()
@@ -180,7 +181,7 @@ forward:
         receiver.terminate()
         receiver.wait(timeout=30)
     return {
-        "wall": reached - start, "cpu": cpu, "rss": rss, "anonymous": sampler.peak,
+        "wall": reached - start, "cpu": cpu, "receiver_cpu": receiver_cpu, "rss": rss, "anonymous": sampler.peak,
         "unmaps": int(metrics.get("vigil_journal_unmaps_total", -1)),
     }
 
@@ -204,6 +205,8 @@ def run(options, entries):
           f"{vigil['cpu']:.2f} CPU s ({vigil['cpu'] / n * 1e6:.1f} µs/entry), "
           f"peak RSS {vigil['rss'] / 1e6:.1f} MB, peak anonymous {vigil['anonymous'] / 1e6:.1f} MB, "
           f"journal re-opened {vigil['unmaps']} times to unmap it")
+    # Both share the machine's cores: with fewer free cores than the two need, the receiver slows vigil.
+    print(f"  forward-receiver (parses every event): {vigil['receiver_cpu']:.2f} CPU s")
     print(f"  journalctl -o export > /dev/null: {export_rate:,.0f} entries/s ({export_wall:.2f} s), "
           f"{export_cpu:.2f} CPU s ({export_cpu / n * 1e6:.1f} µs/entry)")
     print(f"  journalctl -o json > /dev/null:   {json_rate:,.0f} entries/s ({json_wall:.2f} s), "
