@@ -134,6 +134,9 @@ private final class ReaderCore {
     private let mappedMemory = MappedMemory()
     private var mappedBaseline = 0
     private var entriesSinceMappedCheck = 0
+    /// A batch's buffer is allocated whole, room for one more entry included, so that it never grows
+    /// (each growth copies it); at this size glibc maps it, and the pages never written cost nothing.
+    private var builderCapacity: Int { self.maxBytes + 65536 }
     /// How often (in entries) the resident file-backed memory is looked at: a read of
     /// `/proc/self/statm` costs about a microsecond.
     private static let mappedCheckInterval = 512
@@ -338,7 +341,7 @@ private final class ReaderCore {
             self.ready.append(self.finish(builder, cursor: self.previousCursor))
             self.builder = nil
         }
-        var builder = self.builder ?? BatchBuilder(tag: self.tag, capacity: min(self.maxBytes, 65536))
+        var builder = self.builder ?? BatchBuilder(tag: self.tag, capacity: self.builderCapacity)
         self.builder = nil
         let start = builder.writer.bytes.count
         self.encoder.write(realtime: realtime, into: &builder.writer)
@@ -360,7 +363,7 @@ private final class ReaderCore {
         if builder.writer.bytes.count > self.maxBytes {
             // The entry does not fit: the batch ends before it and the entry starts the next one.
             let entry = builder.writer.bytes[start...]
-            var next = BatchBuilder(tag: self.tag, capacity: min(self.maxBytes, 65536))
+            var next = BatchBuilder(tag: self.tag, capacity: self.builderCapacity)
             next.writer.bytes.append(contentsOf: entry)
             builder.writer.bytes.removeSubrange(start...)
             self.ready.append(self.finish(builder, cursor: self.previousCursor))
