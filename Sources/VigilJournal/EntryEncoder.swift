@@ -15,6 +15,7 @@ public struct EntryEncoder: Sendable {
     private struct Slot {
         var keyStart: Int
         var keyLength: Int
+        var valueStart: Int
         var valueLength: Int
         var keyHash: UInt64
         /// The next slot with the same key, or -1; on a group's first slot also the last and the count.
@@ -22,8 +23,6 @@ public struct EntryEncoder: Sendable {
         var last: Int = -1
         var count: Int = 1
         var isHead = true
-
-        var valueStart: Int { self.keyStart + self.keyLength }
     }
 
     /// What a configured field name stands for.
@@ -124,10 +123,15 @@ public struct EntryEncoder: Sendable {
         }
         let keyStart = self.arena.count
         var keyHash: UInt64 = fnvOffset
+        let keyLength: Int
+        let valueStart: Int
         if !self.format.stripUnderscores && !self.format.lowercase {
-            // The key is the field name as it is: one copy, and its hash is the name's.
-            self.arena.append(contentsOf: name)
+            // The key is the field name as it is: the whole field in one copy (the `=` stays between key
+            // and value), and the key's hash is the name's.
+            self.arena.append(contentsOf: data)
             keyHash = nameHash
+            keyLength = equals
+            valueStart = keyStart + equals + 1
         } else {
             var skip = self.format.stripUnderscores && name.first == UInt8(ascii: "_")
             for var byte in name {
@@ -139,11 +143,20 @@ public struct EntryEncoder: Sendable {
                 self.arena.append(byte)
                 keyHash = (keyHash ^ UInt64(byte)) &* fnvPrime
             }
+            keyLength = self.arena.count - keyStart
+            valueStart = self.arena.count
+            self.arena.append(contentsOf: value)
         }
-        let keyLength = self.arena.count - keyStart
-        if let tagField { self.tagValues[tagField] = (self.arena.count, value.count) }
-        self.arena.append(contentsOf: value)
-        self.slots.append(Slot(keyStart: keyStart, keyLength: keyLength, valueLength: value.count, keyHash: keyHash))
+        if let tagField { self.tagValues[tagField] = (valueStart, value.count) }
+        self.slots.append(
+            Slot(
+                keyStart: keyStart,
+                keyLength: keyLength,
+                valueStart: valueStart,
+                valueLength: value.count,
+                keyHash: keyHash
+            )
+        )
     }
 
     /// Writes `[EventTime, record]` for the current entry; `realtime` is `__REALTIME_TIMESTAMP` in
@@ -158,7 +171,9 @@ public struct EntryEncoder: Sendable {
         writer.writeMapHeader(distinct)
         self.arena.withUnsafeBytes { arena in
             for slot in self.slots where slot.isHead {
-                writer.writeString(utf8: UnsafeRawBufferPointer(rebasing: arena[slot.keyStart..<slot.valueStart]))
+                writer.writeString(
+                    utf8: UnsafeRawBufferPointer(rebasing: arena[slot.keyStart..<(slot.keyStart + slot.keyLength)])
+                )
                 if slot.count == 1 {
                     writeValue(arena, start: slot.valueStart, length: slot.valueLength, &writer)
                     continue
