@@ -35,8 +35,8 @@ import VigilForwardTestSupport
                           heartbeat_interval: 200ms
                         """
                 )
-                // Each run gets 1,000 new entries, written while it starts, reads and sends: the kill finds it
-                // reading, sending, waiting for acks or committing.
+                // Each run gets 1,000 new entries, written over a second while it starts, reads and sends: the
+                // kill finds it reading, sending, waiting for acks or committing.
                 let perRun = 1000
                 let total = 4 * perRun
                 let messages = { receiver.snapshot.events.compactMap { Event($0).text("MESSAGE") } }
@@ -48,7 +48,7 @@ import VigilForwardTestSupport
                     let writer = Task {
                         for index in first..<(first + perRun) {
                             try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)])
-                            if index % 100 == 99 { try await Task.sleep(for: .milliseconds(25)) }
+                            if index % 50 == 49 { try await Task.sleep(for: .milliseconds(50)) }
                         }
                     }
                     let before = receiver.snapshot.eventCount
