@@ -9,7 +9,7 @@ For each backlog size N, builds a journal of N realistic entries with systemd-jo
     (the receiver prints its CLOCK_MONOTONIC time at that moment, `--report-events`).
 Prints entries per second, CPU seconds and CPU microseconds per entry, vigil's peak RSS (VmHWM: the
 mapped journal files, the binary and the heap) and peak anonymous memory (the heap alone), how often
-vigil re-opened the journal to unmap it, and the ratios against journalctl. The targets: at least
+vigil released the mapped journal pages, and the ratios against journalctl. The targets: at least
 100,000 entries/s and 0.6x journalctl's export rate, peak RSS at most 40 MB whatever the backlog.
 
 Usage: Benchmarks/journal_forward_compare.py [--entries 200000 [1000000 ...]] [--vigil .build/release/vigil]
@@ -204,7 +204,7 @@ def run(options, entries):
     print(f"  vigil → forward-receiver (acks): {rate:,.0f} entries/s ({vigil['wall']:.2f} s), "
           f"{vigil['cpu']:.2f} CPU s ({vigil['cpu'] / n * 1e6:.1f} µs/entry), "
           f"peak RSS {vigil['rss'] / 1e6:.1f} MB, peak anonymous {vigil['anonymous'] / 1e6:.1f} MB, "
-          f"journal re-opened {vigil['unmaps']} times to unmap it")
+          f"journal pages released {vigil['unmaps']} times")
     # Both share the machine's cores: with fewer free cores than the two need, the receiver slows vigil.
     print(f"  forward-receiver (parses every event): {vigil['receiver_cpu']:.2f} CPU s")
     print(f"  journalctl -o export > /dev/null: {export_rate:,.0f} entries/s ({export_wall:.2f} s), "

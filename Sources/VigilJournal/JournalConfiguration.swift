@@ -118,11 +118,11 @@ public struct JournalConfiguration: Sendable {
     /// On shutdown, how long batches in flight may still be acknowledged before they are abandoned
     /// (they are sent again after the next start).
     public var shutdownGrace: Duration
-    /// How many bytes of journal file pages the reader lets libsystemd keep mapped before it closes the
-    /// journal and opens it again right after the last entry read. libsystemd maps journal files in
-    /// 8 MiB windows and keeps up to 64 of them, and every page read stays resident in vigil until its
-    /// window is unmapped: without this bound, reading a backlog would grow the resident memory by the
-    /// size of the journal files read (up to 512 MiB).
+    /// How many bytes of journal file pages may become resident in vigil before the reader releases
+    /// them (`MADV_DONTNEED` on the journal files' mappings). libsystemd maps journal files in 8 MiB
+    /// windows and keeps up to 64 of them, and every page read stays resident until its window is
+    /// unmapped: without this bound, reading a backlog would grow the resident memory by the size of the
+    /// journal files read (up to 512 MiB).
     public var maxMappedBytes: Int
 
     public init(

@@ -94,7 +94,7 @@ public final class JournalMetrics: MetricSource {
         )
         counter(
             "vigil_journal_unmaps_total",
-            "Times the journal was closed and re-opened after the last entry read, to unmap the journal file pages libsystemd kept mapped.",
+            "Times the journal file pages libsystemd mapped were taken out of the resident memory (MADV_DONTNEED).",
             self.unmaps.load(ordering: .relaxed)
         )
         counter(

@@ -266,14 +266,12 @@ private final class ReaderCore {
             }
             if self.entriesSinceMappedCheck >= Self.mappedCheckInterval {
                 self.entriesSinceMappedCheck = 0
-                if self.journal != nil, self.currentCursor != nil, !self.standingOnUnread,
+                if self.journal != nil,
                     self.mappedMemory.residentBytes() - self.mappedBaseline > self.configuration.maxMappedBytes
                 {
-                    // Closing unmaps every window; the journal is opened again after the last entry read.
-                    self.journal = nil
+                    self.mappedMemory.releaseJournalPages()
+                    self.mappedBaseline = self.mappedMemory.residentBytes()
                     self.metrics.unmaps.add(1, ordering: .relaxed)
-                    self.reopen(stop: stop, routine: true)
-                    continue
                 }
             }
             guard let journal = self.journal else {
@@ -394,8 +392,7 @@ private final class ReaderCore {
     }
 
     /// Opens the journal again and positions it after the last entry read (or where the first open did).
-    /// `routine` re-opens (to unmap journal files) log at debug level only.
-    private func reopen(stop: StopSignal, routine: Bool = false) {
+    private func reopen(stop: StopSignal) {
         do {
             let journal = try Journal(source: self.configuration.source)
             try journal.addMatches(self.matches)
@@ -406,7 +403,7 @@ private final class ReaderCore {
             }
             self.journal = journal
             self.mappedBaseline = self.mappedMemory.residentBytes()
-            self.logger.log(level: routine ? .debug : .info, "journal re-opened")
+            self.logger.info("journal re-opened")
         } catch {
             self.metrics.readErrors.add(1, ordering: .relaxed)
             self.logger.error("cannot re-open the journal; trying again in a second", metadata: ["err": "\(error)"])
@@ -439,9 +436,10 @@ private final class ReaderCore {
 private final class MappedMemory {
     private let file = KeptOpenFile("/proc/self/statm")
     private let reader = FileReader(capacity: 256)
+    private let mapsReader = FileReader(capacity: 16384)
     private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
-    /// Bytes, or 0 when the file cannot be read (then the journal is never re-opened for memory).
+    /// Bytes, or 0 when the file cannot be read (then journal pages are never released).
     func residentBytes() -> Int {
         guard let text = try? self.reader.read(self.file) else { return 0 }
         var fields = text.fields.makeIterator()
@@ -450,4 +448,29 @@ private final class MappedMemory {
         guard let pages = fields.next()?.parseUInt64() else { return 0 }
         return Int(pages) * self.pageSize
     }
+
+    /// Takes the pages of every mapped journal file (`*.journal`, `*.journal~` in `/proc/self/maps`) out
+    /// of the resident memory with `MADV_DONTNEED`. On a shared file mapping this only unmaps the pages
+    /// from vigil: they stay in the page cache, libsystemd's mappings and pointers stay valid, and a page
+    /// read again is mapped again. Closing the journal would release them too, but a re-open and seek
+    /// touches pages of every journal file (about a megabyte each).
+    func releaseJournalPages() {
+        guard let maps = try? self.mapsReader.read("/proc/self/maps") else { return }
+        for line in maps.lines where isJournalFile(line) {
+            guard let (range, _) = line.splitOnce(UInt8(ascii: " ")),
+                let (start, end) = range.splitOnce(UInt8(ascii: "-")),
+                let from = start.parseHex(), let to = end.parseHex(), to > from,
+                let address = UnsafeMutableRawPointer(bitPattern: UInt(from))
+            else { continue }
+            _ = madvise(address, Int(to - from), MADV_DONTNEED)
+        }
+    }
+}
+
+/// Whether a `/proc/self/maps` line maps a journal file.
+private func isJournalFile(_ line: ArraySlice<UInt8>) -> Bool {
+    for suffix in [".journal", ".journal~"] where line.count >= suffix.utf8.count {
+        if line.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) { return true }
+    }
+    return false
 }

@@ -279,16 +279,16 @@ import Testing
         }
     }
 
-    @Test func reopeningToUnmapTheJournalNeitherLosesNorRepeatsAnEntry() async throws {
+    @Test func releasingTheMappedJournalPagesNeitherLosesNorRepeatsAnEntry() async throws {
         try await Journald.with { journald in
             let run = self.newRun()
-            // Two files: the reader re-opens in the archived one and in the active one.
+            // Two files: the reader releases their pages while it reads the archived one and the active one.
             for index in 0..<3000 {
                 try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)])
                 if index == 1499 { try journald.rotate() }
             }
             try await journald.waitForEntries(3000, matching: ["VIGIL_RUN=\(run)"])
-            // No mapped memory allowed: the journal is re-opened at every look at it (each 512 entries).
+            // No mapped memory allowed: the pages are released at every look at them (each 512 entries).
             var configuration = self.configuration(journald, run: run, maxEntries: 700)
             configuration.maxMappedBytes = 0
             let (reader, metrics) = try makeReader(configuration)
@@ -297,7 +297,7 @@ import Testing
             #expect(metrics.unmaps.loadRelaxed >= 3)
             #expect(metrics.readErrors.loadRelaxed == 0)
             #expect(metrics.gaps.loadRelaxed == 0)
-            // Batches span the re-opens; each one's cursor is its last entry's.
+            // Batches span the releases; each one's cursor is its last entry's.
             let exported = try journald.exported(["VIGIL_RUN=\(run)"])
             var end = 0
             for batch in batches {
