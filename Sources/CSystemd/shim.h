@@ -2,8 +2,6 @@
 #define VIGIL_CSYSTEMD_SHIM_H
 #include <systemd/sd-bus.h>
 #include <systemd/sd-journal.h>
-/* mallopt: the journal pipeline sets how glibc allocates its large buffers. */
-#include <malloc.h>
 
 #include <errno.h>
 #include <linux/bpf.h>

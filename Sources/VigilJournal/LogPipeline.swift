@@ -58,10 +58,6 @@ public final class LogPipeline: Service {
     }
 
     public func run() async throws {
-        // Batches and forward frames are about 1 MB each: glibc maps and unmaps each on its own at this
-        // threshold. By default it raises the threshold to the size of the first such buffer freed, and
-        // later ones come from the heap arenas, whose freed memory stays resident (about 10 MB).
-        _ = mallopt(M_MMAP_THRESHOLD, 256 << 10)
         var saved = CursorStore.Loaded.missing
         if let store = self.store {
             do {

@@ -90,12 +90,16 @@ import VigilCore
         child.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         child.arguments = [
             "--mount", "--propagation", "private", "sh", "-c",
-            "read line; mount -t tmpfs vigil-sys-test /mnt; sleep 30",
+            "read line; mount -t tmpfs vigil-sys-test /mnt; exec sleep 30",
         ]
         let input = Pipe()
         child.standardInput = input
         try child.run()
-        defer { child.terminate() }
+        // SIGKILL: the test runner's threads block SIGTERM, and the child inherits that mask.
+        defer {
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+        }
         // Wait until the child lives in its own mount namespace.
         let ours = try FileSystem.readLink("/proc/self/ns/mnt")
         let started = ContinuousClock.now + .seconds(5)

@@ -177,7 +177,7 @@ final class NamespacedSystemd: @unchecked Sendable {
     ) throws -> Process {
         let vigil = try self.spawn(
             wrapper + [
-                Self.vigilBinary, "--collector.disable-defaults", "--collector.systemd",
+                try self.installVigil(), "--collector.disable-defaults", "--collector.systemd",
                 "--web.listen-address=127.0.0.1:\(port)",
             ] + extra,
             log: log
@@ -187,6 +187,17 @@ final class NamespacedSystemd: @unchecked Sendable {
             return (try? httpGet(port: port, path: "/")) != nil
         }
         return vigil
+    }
+
+    /// Copies the vigil binary into the namespace's private /run once and returns its path there: the
+    /// build directory may be hidden inside (a checkout under /tmp lies under the private /tmp).
+    private func installVigil() throws -> String {
+        let inside = "/run/vigil-under-test"
+        let outside = "/proc/\(self.pid)/root" + inside
+        if !FileManager.default.fileExists(atPath: outside) {
+            try FileManager.default.copyItem(atPath: Self.vigilBinary, toPath: outside)
+        }
+        return inside
     }
 
     /// The contents of a file in the directory.

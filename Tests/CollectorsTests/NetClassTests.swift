@@ -129,7 +129,11 @@ import VigilCore
         namespace.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         namespace.arguments = ["--net", "sleep", "600"]
         try namespace.run()
-        defer { namespace.terminate() }
+        // SIGKILL: the test runner's threads block SIGTERM, and the child inherits that mask.
+        defer {
+            kill(namespace.processIdentifier, SIGKILL)
+            namespace.waitUntilExit()
+        }
         let ip = { (arguments: String) throws in
             try run("/usr/bin/nsenter", ["--net=/proc/\(namespace.processIdentifier)/ns/net", "ip"] + words(arguments))
         }
