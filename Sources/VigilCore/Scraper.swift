@@ -17,9 +17,8 @@ public struct CollectorSelectionError: Error, CustomStringConvertible, Equatable
 /// Collectors run on ``BlockingPool`` threads ("lanes"): one by default, since a whole scrape takes about
 /// a millisecond and every extra thread hand-over costs more CPU than it saves in latency; more only
 /// when a lane stalls (and never many at once towards sysfs, which has deadlocked kernels under parallel
-/// reads). A scrape has a deadline: whatever has
-/// not finished by then is reported as failed (`node_scrape_collector_success 0`) and left behind, so
-/// the scrape returns on time. A lane stuck in one collector for longer than the stall threshold is
+/// reads). A scrape has a deadline: whatever has not finished by then is reported as failed
+/// (`node_scrape_collector_success 0`) and left behind, so the scrape returns on time. A lane stuck in one collector for longer than the stall threshold is
 /// replaced, so one hung driver does not delay the collectors queued behind it. A collector whose
 /// abandoned run is still blocked is skipped (and reported failed) by later scrapes until that run
 /// returns: a hung mount parks one thread, not one per scrape.
