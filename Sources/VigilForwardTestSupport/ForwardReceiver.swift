@@ -258,10 +258,10 @@ public final class ForwardReceiver: Sendable {
             if let chunk = request.chunk, !state.seenChunks.insert(chunk).inserted {
                 state.snapshot.duplicateRequests += 1
             } else {
-                state.snapshot.uniqueEventCount += request.events.count
+                state.snapshot.uniqueEventCount += request.eventCount
             }
             state.snapshot.requestCount += 1
-            state.snapshot.eventCount += request.events.count
+            state.snapshot.eventCount += request.eventCount
             state.snapshot.byteCount += request.byteCount
             if self.configuration.recordEvents { state.snapshot.requests.append(request) }
             guard let watch = state.eventWatch, state.snapshot.uniqueEventCount >= watch.count else { return nil }

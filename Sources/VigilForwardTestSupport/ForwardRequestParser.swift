@@ -24,7 +24,10 @@ public struct ReceivedRequest: Sendable, Equatable {
 
     public var mode: Mode
     public var tag: String
+    /// The events, decoded; empty when the request was parsed without keeping them.
     public var events: [ReceivedEvent]
+    /// How many events the request carried (kept or not).
+    public var eventCount: Int
     /// The `chunk` option's raw bytes (the server must echo them in its ack), if any.
     public var chunk: [UInt8]?
     /// The whole option map, if the request had one.
@@ -46,9 +49,15 @@ public enum ForwardRequestParser {
     }
 
     /// Parses one complete MessagePack value (a request) from `bytes`.
-    public static func parse(_ bytes: ArraySlice<UInt8>) throws(ProtocolError) -> ReceivedRequest {
+    ///
+    /// - Parameter keepEvents: whether to decode the events into ``ReceivedRequest/events``. Without, every
+    ///   record is validated just as strictly but walked in place, not built (a counting receiver).
+    public static func parse(
+        _ bytes: ArraySlice<UInt8>,
+        keepEvents: Bool = true
+    ) throws(ProtocolError) -> ReceivedRequest {
         do {
-            return try self.parseUnchecked(bytes)
+            return try self.parseUnchecked(bytes, keepEvents: keepEvents)
         } catch let error as ProtocolError {
             throw error
         } catch {
@@ -56,7 +65,7 @@ public enum ForwardRequestParser {
         }
     }
 
-    private static func parseUnchecked(_ bytes: ArraySlice<UInt8>) throws -> ReceivedRequest {
+    private static func parseUnchecked(_ bytes: ArraySlice<UInt8>, keepEvents: Bool) throws -> ReceivedRequest {
         var reader = MessagePackReader(bytes)
         let count = try reader.readArrayHeader()
         let tag = try reader.readString()
@@ -65,6 +74,7 @@ public enum ForwardRequestParser {
             mode: .message,
             tag: tag,
             events: [],
+            eventCount: 0,
             chunk: nil,
             option: nil,
             byteCount: bytes.count
@@ -91,14 +101,14 @@ public enum ForwardRequestParser {
             var entryReader = MessagePackReader(plain)
             guard !entryReader.isAtEnd else { throw ProtocolError(description: "PackedForward without entries") }
             while !entryReader.isAtEnd {
-                request.events.append(try self.readEntry(&entryReader, tag: tag))
+                try self.readEntry(&entryReader, tag: tag, into: &request, keep: keepEvents)
             }
         case .array:
             guard count == 2 || count == 3 else { throw ProtocolError(description: "Forward with \(count) elements") }
             request.mode = .forward
             let entryCount = try reader.readArrayHeader()
             guard entryCount > 0 else { throw ProtocolError(description: "Forward without entries") }
-            for _ in 0..<entryCount { request.events.append(try self.readEntry(&reader, tag: tag)) }
+            for _ in 0..<entryCount { try self.readEntry(&reader, tag: tag, into: &request, keep: keepEvents) }
             if count == 3 { try self.readOption(&reader, into: &request) }
         case .int, .extension:
             guard count == 3 || count == 4 else { throw ProtocolError(description: "Message with \(count) elements") }
@@ -106,6 +116,7 @@ public enum ForwardRequestParser {
             let time = try reader.readEventTime()
             let record = try self.readRecord(&reader)
             request.events.append(ReceivedEvent(tag: tag, time: time, record: record))
+            request.eventCount = 1
             if count == 4 { try self.readOption(&reader, into: &request) }
         case let other:
             throw ProtocolError(
@@ -113,16 +124,67 @@ public enum ForwardRequestParser {
             )
         }
         guard reader.isAtEnd else { throw ProtocolError(description: "bytes after the request") }
-        if let size = request.option?["size"], size != .int(Int64(request.events.count)) {
-            throw ProtocolError(description: "option size \(size) but \(request.events.count) events")
+        if let size = request.option?["size"], size != .int(Int64(request.eventCount)) {
+            throw ProtocolError(description: "option size \(size) but \(request.eventCount) events")
         }
         return request
     }
 
-    private static func readEntry(_ reader: inout MessagePackReader, tag: String) throws -> ReceivedEvent {
+    private static func readEntry(
+        _ reader: inout MessagePackReader,
+        tag: String,
+        into request: inout ReceivedRequest,
+        keep: Bool
+    ) throws {
         guard try reader.readArrayHeader() == 2 else { throw ProtocolError(description: "entry is not [time, record]") }
         let time = try reader.readEventTime()
-        return ReceivedEvent(tag: tag, time: time, record: try self.readRecord(&reader))
+        if keep {
+            request.events.append(ReceivedEvent(tag: tag, time: time, record: try self.readRecord(&reader)))
+        } else {
+            try self.validateRecord(&reader)
+        }
+        request.eventCount += 1
+    }
+
+    /// Checks a record as ``readRecord(_:)`` does (a map with `str` keys, every value well-formed, every
+    /// `str` UTF-8) without building it.
+    private static func validateRecord(_ reader: inout MessagePackReader) throws {
+        guard try reader.peekType() == .map else {
+            throw ProtocolError(description: "record is not a map: \(try reader.readValue())")
+        }
+        for _ in 0..<(try reader.readMapHeader()) {
+            guard try reader.peekType() == .string else {
+                throw ProtocolError(description: "record key is not a str: \(try reader.readValue())")
+            }
+            try self.validateValue(&reader, depth: 1)
+            try self.validateValue(&reader, depth: 1)
+        }
+    }
+
+    private static func validateValue(_ reader: inout MessagePackReader, depth: Int) throws {
+        guard depth < 64 else { throw ProtocolError(description: "record nested more than 64 levels deep") }
+        switch try reader.peekType() {
+        case .string:
+            guard isUTF8(try reader.readStringOrBinary()) else { throw ProtocolError(description: "str is not UTF-8") }
+        case .array:
+            for _ in 0..<(try reader.readArrayHeader()) { try self.validateValue(&reader, depth: depth + 1) }
+        case .map:
+            for _ in 0..<(2 * (try reader.readMapHeader())) { try self.validateValue(&reader, depth: depth + 1) }
+        default:
+            try reader.skipValue()
+        }
+    }
+
+    private static func isUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
+        var iterator = bytes.makeIterator()
+        var decoder = Unicode.UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
     }
 
     private static func readRecord(_ reader: inout MessagePackReader) throws -> MessagePackValue {

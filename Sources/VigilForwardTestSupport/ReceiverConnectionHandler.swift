@@ -153,7 +153,7 @@ final class ReceiverConnectionHandler: ChannelInboundHandler {
     private func handleRequest(_ message: ArraySlice<UInt8>, context: ChannelHandlerContext) {
         let request: ReceivedRequest
         do {
-            request = try ForwardRequestParser.parse(message)
+            request = try ForwardRequestParser.parse(message, keepEvents: self.receiver.configuration.recordEvents)
         } catch {
             self.protocolError(error.description, context: context)
             return

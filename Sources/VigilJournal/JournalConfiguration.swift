@@ -75,7 +75,8 @@ public struct JournalConfiguration: Sendable {
         /// Bytes of encoded entries per batch at most (also capped by the sink's own limit). An entry
         /// larger than this on its own is dropped and counted, since no receiver would take it.
         public var maxBytes: Int
-        /// A batch that is not full is sent this long after its first entry was read.
+        /// A batch that is not full is sent this long after its first entry was read, or as soon as the
+        /// reader reaches the end of the journal right after full batches (the tail of a backlog).
         public var maxWait: Duration
 
         public init(maxEntries: Int = 5000, maxBytes: Int = 1_024_000, maxWait: Duration = .seconds(1)) {

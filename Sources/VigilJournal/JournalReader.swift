@@ -129,6 +129,10 @@ private final class ReaderCore {
     private var startCursor: String?
     /// The reader stands on an entry that has not been read yet (found after a seek to a cursor).
     private var standingOnUnread = false
+    /// The last batch ended full (by count or bytes): the reader is working through a backlog, and the
+    /// partial batch it holds when it reaches the end of the journal is that backlog's tail, sent at
+    /// once rather than after `maxWait` (which is for gathering a trickle of new entries).
+    private var drainingBacklog = false
     /// Resident file-backed memory right after the journal was opened, and entries read since the
     /// last look at it (see ``JournalConfiguration/maxMappedBytes``).
     private let mappedMemory = MappedMemory()
@@ -262,6 +266,7 @@ private final class ReaderCore {
                 builder.started.duration(to: .now) >= self.configuration.batching.maxWait
             {
                 self.builder = nil
+                self.drainingBacklog = false
                 return self.finish(builder, cursor: self.currentCursor)
             }
             if self.entriesSinceMappedCheck >= Self.mappedCheckInterval {
@@ -291,6 +296,11 @@ private final class ReaderCore {
             }
             if result == 0 {
                 self.metrics.caughtUp.store(true, ordering: .relaxed)
+                if self.drainingBacklog, let builder = self.builder, builder.count > 0 {
+                    self.builder = nil
+                    self.drainingBacklog = false
+                    return self.finish(builder, cursor: self.currentCursor)
+                }
                 var timeout = Duration.milliseconds(250)  // how soon a stop is noticed
                 if let builder = self.builder, builder.count > 0 {
                     timeout = min(timeout, self.configuration.batching.maxWait - builder.started.duration(to: .now))
@@ -365,12 +375,14 @@ private final class ReaderCore {
             next.writer.bytes.append(contentsOf: entry)
             builder.writer.bytes.removeSubrange(start...)
             self.ready.append(self.finish(builder, cursor: self.previousCursor))
+            self.drainingBacklog = true
             builder = next
         }
         if builder.count == 0 { builder.firstRealtime = realtime }
         builder.count += 1
         if builder.count >= self.configuration.batching.maxEntries || builder.writer.bytes.count >= self.maxBytes {
             self.ready.append(self.finish(builder, cursor: self.currentCursor))
+            self.drainingBacklog = true
         } else {
             self.builder = builder
         }

@@ -344,6 +344,29 @@ import Testing
         }
     }
 
+    @Test func theTailOfABacklogGoesAtOnceATrickleWaitsForMaxWait() async throws {
+        try await Journald.with { journald in
+            let run = self.newRun()
+            for index in 0..<7 { try journald.send([("MESSAGE", "backlog \(index)"), ("VIGIL_RUN", run)]) }
+            try await journald.waitForEntries(7, matching: ["VIGIL_RUN=\(run)"])
+            let maxWait = Duration.seconds(3)
+            let (reader, _) = try makeReader(self.configuration(journald, run: run, maxEntries: 3, maxWait: maxWait))
+            // Two full batches, then the backlog's tail of one entry: not held back for maxWait.
+            let started = ContinuousClock.now
+            let (backlog, batches) = try await readEvents(reader, count: 7)
+            #expect(backlog.count == 7)
+            #expect(batches.map(\.count) == [3, 3, 1])
+            #expect(started.duration(to: .now) < maxWait)
+
+            // A single new entry after that is a trickle: it waits for more until maxWait.
+            try journald.send([("MESSAGE", "trickle"), ("VIGIL_RUN", run)])
+            let waited = ContinuousClock.now
+            let (trickle, _) = try await readEvents(reader, count: 1)
+            #expect(trickle.compactMap { $0.text("MESSAGE") } == ["trickle"])
+            #expect(waited.duration(to: .now) >= maxWait - .milliseconds(500))
+        }
+    }
+
     @Test func anEntryLargerThanABatchIsDroppedAndCounted() async throws {
         try await Journald.with { journald in
             let run = self.newRun()
