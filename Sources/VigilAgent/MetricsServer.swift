@@ -284,7 +284,9 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         promise.futureResult.assumeIsolated().whenSuccess { output in
             routes.limiter.release()
             if gzip {
-                var compressed = routes.scraper.takeBuffer(minimumCapacity: output.count / 4 + 1024)
+                var compressed = routes.scraper.takeBuffer(
+                    minimumCapacity: Gzip.initialCapacity(forInput: output.count)
+                )
                 Gzip.compress(output.segments, into: &compressed)
                 routes.scraper.recycle(output)
                 self.respond(

@@ -28,20 +28,7 @@ enum ResidentMemory {
     /// Drops the start-up code pages, once; later calls do nothing.
     static func releaseStartupPages() {
         guard !Self.startupReleased.exchange(true, ordering: .relaxed) else { return }
-        guard let maps = try? FileReader().read("/proc/self/maps") else { return }
-        for line in maps.lines {
-            var fields = line.fields
-            guard let range = fields.next(), let permissions = fields.next(), permissions.equals("r-xp") else {
-                continue
-            }
-            _ = fields.next()  // offset
-            _ = fields.next()  // device
-            guard let inode = fields.next(), !inode.equals("0"), let path = fields.next(),
-                path.first == UInt8(ascii: "/"), let (start, end) = range.splitOnce(UInt8(ascii: "-")),
-                let low = start.parseHex(), let high = end.parseHex(), high > low
-            else { continue }
-            madvise(UnsafeMutableRawPointer(bitPattern: UInt(low)), Int(high - low), MADV_DONTNEED)
-        }
+        MappedFiles.dropResidentPages(reader: FileReader()) { permissions, _ in permissions.equals("r-xp") }
         malloc_trim(0)
     }
 

@@ -13,6 +13,10 @@ public enum Gzip {
         return output
     }
 
+    /// The output buffer ``compress(_:into:)`` starts with for `count` bytes of input (it grows the
+    /// buffer when that is not enough): exposition text shrinks five- to tenfold.
+    public static func initialCapacity(forInput count: Int) -> Int { count / 4 + 1024 }
+
     /// Compresses the concatenation of `parts` into one gzip member in `output` (replacing its contents,
     /// reusing its storage), without joining the parts first.
     public static func compress(_ parts: [[UInt8]], into output: inout [UInt8]) {
@@ -97,9 +101,9 @@ private final class Deflater: @unchecked Sendable {
         self.stream.pointee.gzip_flag = UInt16(IGZIP_GZIP)
         self.stream.pointee.flush = UInt16(NO_FLUSH)
         let total = parts.reduce(0) { $0 + $1.count }
-        // Exposition text shrinks five- to tenfold; the loop below grows the buffer for anything that
-        // compresses worse (incompressible input even grows a little: stored blocks).
-        var capacity = total / 4 + 1024
+        // The loop below grows the buffer for anything that compresses worse (incompressible input even
+        // grows a little: stored blocks).
+        var capacity = Gzip.initialCapacity(forInput: total)
         if output.count < capacity { output.append(contentsOf: repeatElement(0, count: capacity - output.count)) }
         var written = 0
         let inputs = parts.isEmpty ? [[]] : parts

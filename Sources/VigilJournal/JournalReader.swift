@@ -461,28 +461,19 @@ private final class MappedMemory {
         return Int(pages) * self.pageSize
     }
 
-    /// Takes the pages of every mapped journal file (`*.journal`, `*.journal~` in `/proc/self/maps`) out
-    /// of the resident memory with `MADV_DONTNEED`. On a shared file mapping this only unmaps the pages
+    /// Takes the pages of every mapped journal file (`*.journal`, `*.journal~`) out of the resident
+    /// memory with `MADV_DONTNEED`. On a shared file mapping this only unmaps the pages
     /// from vigil: they stay in the page cache, libsystemd's mappings and pointers stay valid, and a page
     /// read again is mapped again. Closing the journal would release them too, but a re-open and seek
     /// touches pages of every journal file (about a megabyte each).
     func releaseJournalPages() {
-        guard let maps = try? self.mapsReader.read("/proc/self/maps") else { return }
-        for line in maps.lines where isJournalFile(line) {
-            guard let (range, _) = line.splitOnce(UInt8(ascii: " ")),
-                let (start, end) = range.splitOnce(UInt8(ascii: "-")),
-                let from = start.parseHex(), let to = end.parseHex(), to > from,
-                let address = UnsafeMutableRawPointer(bitPattern: UInt(from))
-            else { continue }
-            _ = madvise(address, Int(to - from), MADV_DONTNEED)
-        }
+        MappedFiles.dropResidentPages(reader: self.mapsReader) { _, path in isJournalFile(path) }
     }
 }
 
-/// Whether a `/proc/self/maps` line maps a journal file.
-private func isJournalFile(_ line: ArraySlice<UInt8>) -> Bool {
-    for suffix in [".journal", ".journal~"] where line.count >= suffix.utf8.count {
-        if line.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) { return true }
+private func isJournalFile(_ path: ArraySlice<UInt8>) -> Bool {
+    for suffix in [".journal", ".journal~"] where path.count >= suffix.utf8.count {
+        if path.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) { return true }
     }
     return false
 }

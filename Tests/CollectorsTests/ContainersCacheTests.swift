@@ -44,7 +44,8 @@ private final class TreeCopy {
         try FileManager.default.createSymbolicLink(atPath: directory + "/ns/net", withDestinationPath: namespace)
         try self.write(
             "proc/\(pid)/net/dev",
-            "Inter-|   Receive |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|\n"
+            "Inter-|   Receive |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast"
+                + "|bytes    packets errs drop fifo colls carrier compressed\n"
                 + "  eth0: \(bytes) 2 0 0 0 0 0 0 3 4 0 0 0 0 0 0\n"
         )
     }

@@ -334,41 +334,41 @@ struct InterfaceCounters: Equatable, Sendable {
     var transmitDropped: UInt64
 }
 
-/// Parses `net/dev`, leaving out the interfaces cAdvisor ignores (`lo`, `veth*`, `docker*`, `nerdctl*`).
+/// Parses `net/dev` with the netdev collector's parser (columns found by the header's names), leaving
+/// out the interfaces cAdvisor ignores (`lo`, `veth*`, `docker*`, `nerdctl*`) and lines it could not
+/// read whole.
 func parseNetDev(_ bytes: ArraySlice<UInt8>) -> [InterfaceCounters] {
+    let table = parseNetDevTable(bytes) { netDevHeaders.layout(for: $0, make: netDevColumns) }
+    guard let table else { return [] }
     var interfaces: [InterfaceCounters] = []
-    for line in bytes.lines {
-        guard let (rawName, rest) = line.splitOnce(UInt8(ascii: ":")) else { continue }
-        let name = rawName.trimmed()
-        guard !name.isEmpty, !isIgnoredInterface(name) else { continue }
-        var fields = rest.fields
-        var values = [UInt64](repeating: 0, count: 12)
-        var complete = true
-        for index in 0..<12 {
-            guard let value = fields.next()?.parseUInt64() else {
-                complete = false
-                break
-            }
-            values[index] = value
-        }
-        guard complete else { continue }
-        // receive: bytes packets errs drop fifo frame compressed multicast; transmit: bytes packets errs drop …
+    for device in table.names.indices where !isIgnoredInterface(table.names[device]) {
+        let values = cadvisorNetDevStatistics.compactMap { table.value(device: device, statistic: $0) }
+        guard values.count == cadvisorNetDevStatistics.count else { continue }
         interfaces.append(
             InterfaceCounters(
-                name: name.string,
+                name: table.names[device].string,
                 receiveBytes: values[0],
                 receivePackets: values[1],
                 receiveErrors: values[2],
                 receiveDropped: values[3],
-                transmitBytes: values[8],
-                transmitPackets: values[9],
-                transmitErrors: values[10],
-                transmitDropped: values[11]
+                transmitBytes: values[4],
+                transmitPackets: values[5],
+                transmitErrors: values[6],
+                transmitDropped: values[7]
             )
         )
     }
     return interfaces
 }
+
+/// Header layouts of the containers' `net/dev` files (one per kernel, shared by every container).
+private let netDevHeaders = LayoutCache<[Int]?>()
+
+/// The `netDevStatistics` cAdvisor reports, in ``InterfaceCounters``' order.
+private let cadvisorNetDevStatistics: [Int] = [
+    ("receive", "bytes"), ("receive", "packets"), ("receive", "errs"), ("receive", "drop"),
+    ("transmit", "bytes"), ("transmit", "packets"), ("transmit", "errs"), ("transmit", "drop"),
+].compactMap { wanted in netDevStatistics.firstIndex { $0 == wanted } }
 
 private func isIgnoredInterface(_ name: ArraySlice<UInt8>) -> Bool {
     name.hasPrefix("lo") || name.hasPrefix("veth") || name.hasPrefix("docker") || name.hasPrefix("nerdctl")
