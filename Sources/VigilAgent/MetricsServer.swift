@@ -210,7 +210,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .methodNotAllowed,
                 contentType: "text/plain; charset=utf-8",
-                body: [Array("Method not allowed\n".utf8)]
+                body: "Method not allowed\n"
             )
             return
         }
@@ -223,7 +223,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .ok,
                 contentType: "text/html; charset=utf-8",
-                body: [Array(self.routes.landingPage.utf8)]
+                body: self.routes.landingPage
             )
         case "/healthz":
             self.respond(
@@ -231,7 +231,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .ok,
                 contentType: "text/plain; charset=utf-8",
-                body: [Array("OK\n".utf8)]
+                body: "OK\n"
             )
         default:
             self.respond(
@@ -239,7 +239,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .notFound,
                 contentType: "text/plain; charset=utf-8",
-                body: [Array("404 page not found\n".utf8)]
+                body: "404 page not found\n"
             )
         }
     }
@@ -253,7 +253,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .serviceUnavailable,
                 contentType: "text/plain; charset=utf-8",
-                body: [Array(message.utf8)]
+                body: message
             )
             return
         }
@@ -270,7 +270,7 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
                 head,
                 status: .badRequest,
                 contentType: "text/plain; charset=utf-8",
-                body: [Array("\(error.description)\n".utf8)]
+                body: "\(error.description)\n"
             )
             return
         }
@@ -282,29 +282,56 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         let promise = context.eventLoop.makePromise(of: Scraper.Output.self)
         routes.scraper.scrape(format: format, selection: selection, timeout: timeout) { promise.succeed($0) }
         promise.futureResult.assumeIsolated().whenSuccess { output in
-            routes.limiter.release()
-            if gzip {
-                var compressed = routes.scraper.takeBuffer(
-                    minimumCapacity: Gzip.initialCapacity(forInput: output.count)
-                )
-                Gzip.compress(output.segments, into: &compressed)
-                routes.scraper.recycle(output)
-                self.respond(
-                    context,
-                    head,
-                    status: .ok,
-                    contentType: format.contentType,
-                    body: [compressed],
-                    extraHeaders: [("Content-Encoding", "gzip")]
-                )
-                routes.scraper.recycle(compressed)
-            } else {
-                self.respond(context, head, status: .ok, contentType: format.contentType, body: output.segments)
-                routes.scraper.recycle(output)
+            self.send(output, head, gzip: gzip, context: context) {
+                routes.limiter.release()
+                ResidentMemory.releaseStartupPages()
+                ResidentMemory.trimHeapSoon(on: context.eventLoop)
             }
-            ResidentMemory.releaseStartupPages()
-            ResidentMemory.trimHeapSoon(on: context.eventLoop)
         }
+    }
+
+    /// Sends a scrape's exposition in chunks, each written once the previous one has gone to the
+    /// socket: the streamed part of a big output (a thousand containers) is written only as fast as the
+    /// scraper reads it, and never held whole. The body is chunked (HTTP/1.1) or ends with the
+    /// connection (HTTP/1.0), as node_exporter's.
+    private func send(
+        _ output: Scraper.Output,
+        _ head: HTTPRequestHead,
+        gzip: Bool,
+        context: ChannelHandlerContext,
+        finished: @escaping () -> Void
+    ) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: output.format.contentType)
+        if gzip { headers.add(name: "Content-Encoding", value: "gzip") }
+        // Without a length, an HTTP/1.0 body ends when the connection does.
+        let keepAlive = head.isKeepAlive && (head.version.major, head.version.minor) >= (1, 1)
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let response = HTTPResponseHead(version: head.version, status: .ok, headers: headers)
+        context.write(self.wrapOutboundOut(.head(response)), promise: nil)
+        let sender = ExpositionSender(output, gzip: gzip && head.method != .HEAD, scraper: self.routes.scraper)
+        let loop = context.eventLoop.assumeIsolated()
+        func sendNext() {
+            guard head.method != .HEAD, let chunk = sender.nextChunk(context.channel.allocator) else {
+                let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+                finished()
+                if !keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+                return
+            }
+            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(chunk)))).assumeIsolated().whenComplete {
+                result in
+                switch result {
+                case .success:
+                    // Through the loop, not recursively: other connections get their turn between chunks.
+                    loop.execute { sendNext() }
+                case .failure:
+                    // The scraper went away; what is left is dropped.
+                    finished()
+                    context.close(promise: nil)
+                }
+            }
+        }
+        sendNext()
     }
 
     private func respond(
@@ -312,27 +339,77 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         _ head: HTTPRequestHead,
         status: HTTPResponseStatus,
         contentType: String,
-        body: [[UInt8]],
-        extraHeaders: [(String, String)] = []
+        body: String
     ) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(body.reduce(0) { $0 + $1.count }))
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let response = HTTPResponseHead(version: head.version, status: status, headers: headers)
         context.write(self.wrapOutboundOut(.head(response)), promise: nil)
         if head.method != .HEAD {
-            for part in body where !part.isEmpty {
-                let buffer = context.channel.allocator.buffer(bytes: part)
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            }
+            let buffer = context.channel.allocator.buffer(string: body)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
         if !keepAlive {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
+    }
+}
+
+/// Cuts a scrape's exposition into the chunks of a response body: the collectors' buffers in turn,
+/// streamed families written a chunk at a time, all compressed as one gzip member when asked.
+private final class ExpositionSender {
+    /// Text per chunk: big enough that the writes cost little, small enough that a chunk and the
+    /// `ByteBuffer` it is copied into (rounded up to a power of two) stay on malloc's heap, below the
+    /// 256 KiB from which blocks are mapped on their own and faulted in anew each time.
+    static let chunkSize = 64 << 10
+
+    private var parts: ArraySlice<Scraper.Output.Part>
+    private var writer: MetricWriter
+    private let gzip: Gzip.Stream?
+    private var compressed: [UInt8] = []
+    private let scraper: Scraper
+    private var finished = false
+
+    init(_ output: Scraper.Output, gzip: Bool, scraper: Scraper) {
+        self.parts = output.parts[...]
+        self.writer = MetricWriter(format: output.format, reusing: scraper.takeBuffer())
+        self.gzip = gzip ? Gzip.Stream() : nil
+        self.scraper = scraper
+    }
+
+    deinit {
+        self.scraper.recycle(self.writer.takeBytes())
+        self.scraper.recycle(self.compressed)
+        for case .bytes(let bytes) in self.parts { self.scraper.recycle(bytes) }
+    }
+
+    /// The next chunk of the body, or nil when all has been given.
+    func nextChunk(_ allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard !self.finished else { return nil }
+        self.writer.removeAll()
+        while self.writer.count < Self.chunkSize, let part = self.parts.first {
+            switch part {
+            case .bytes(let bytes):
+                self.writer.append(contentsOf: bytes)
+                self.parts.removeFirst()
+                self.scraper.recycle(bytes)
+            case .streamed(var families):
+                let done = families.write(into: &self.writer, until: Self.chunkSize)
+                self.parts[self.parts.startIndex] = .streamed(families)
+                if done { self.parts.removeFirst() }
+            }
+        }
+        self.finished = self.parts.isEmpty
+        guard let gzip = self.gzip else {
+            return self.writer.count == 0 ? nil : allocator.buffer(bytes: self.writer.bytes)
+        }
+        self.compressed.removeAll(keepingCapacity: true)
+        gzip.compress(self.writer.bytes, final: self.finished, appendingTo: &self.compressed)
+        return allocator.buffer(bytes: self.compressed)
     }
 }
 

@@ -20,10 +20,32 @@ public enum Gzip {
     /// Compresses the concatenation of `parts` into one gzip member in `output` (replacing its contents,
     /// reusing its storage), without joining the parts first.
     public static func compress(_ parts: [[UInt8]], into output: inout [UInt8]) {
-        let deflater = deflaters.withLock { $0.popLast() } ?? Deflater()
-        deflater.compress(parts, into: &output)
-        deflaters.withLock { pool in
-            if pool.count < 2 { pool.append(deflater) }
+        output.removeAll(keepingCapacity: true)
+        let stream = Stream()
+        let inputs = parts.isEmpty ? [[]] : parts
+        for (index, part) in inputs.enumerated() {
+            stream.compress(part, final: index == inputs.count - 1, appendingTo: &output)
+        }
+    }
+
+    /// One gzip member compressed a piece at a time (a response sent in chunks).
+    public final class Stream {
+        private let deflater: Deflater
+
+        public init() {
+            self.deflater = deflaters.withLock { $0.popLast() } ?? Deflater()
+            self.deflater.begin()
+        }
+
+        deinit {
+            deflaters.withLock { pool in
+                if pool.count < 2 { pool.append(self.deflater) }
+            }
+        }
+
+        /// Compresses `input`, appending what it produces to `output`; `final` ends the member.
+        public func compress(_ input: [UInt8], final: Bool, appendingTo output: inout [UInt8]) {
+            self.deflater.compress(input, final: final, appendingTo: &output)
         }
     }
 
@@ -93,45 +115,42 @@ private final class Deflater: @unchecked Sendable {
         self.levelBuffer.deallocate()
     }
 
-    func compress(_ parts: [[UInt8]], into output: inout [UInt8]) {
+    func begin() {
         isal_deflate_init(self.stream)
         self.stream.pointee.level = 1
         self.stream.pointee.level_buf = self.levelBuffer
         self.stream.pointee.level_buf_size = UInt32(self.levelBufferSize)
         self.stream.pointee.gzip_flag = UInt16(IGZIP_GZIP)
         self.stream.pointee.flush = UInt16(NO_FLUSH)
-        let total = parts.reduce(0) { $0 + $1.count }
-        // The loop below grows the buffer for anything that compresses worse (incompressible input even
-        // grows a little: stored blocks).
-        var capacity = Gzip.initialCapacity(forInput: total)
-        if output.count < capacity { output.append(contentsOf: repeatElement(0, count: capacity - output.count)) }
-        var written = 0
-        let inputs = parts.isEmpty ? [[]] : parts
-        for (index, part) in inputs.enumerated() {
-            self.stream.pointee.end_of_stream = index == inputs.count - 1 ? 1 : 0
-            part.withUnsafeBufferPointer { source in
-                self.stream.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
-                self.stream.pointee.avail_in = UInt32(source.count)
-                while true {
-                    if written == capacity {
-                        capacity *= 2
-                        output.append(contentsOf: repeatElement(0, count: capacity - output.count))
-                    }
-                    written += output.withUnsafeMutableBufferPointer { destination in
-                        self.stream.pointee.next_out = destination.baseAddress! + written
-                        self.stream.pointee.avail_out = UInt32(capacity - written)
-                        let status = isal_deflate(self.stream)
-                        precondition(status == COMP_OK, "isal_deflate failed: \(status)")
-                        return capacity - written - Int(self.stream.pointee.avail_out)
-                    }
-                    let finished = self.stream.pointee.internal_state.state == ZSTATE_END
-                    let consumed = self.stream.pointee.avail_in == 0
-                    if (self.stream.pointee.end_of_stream == 1 && finished)
-                        || (self.stream.pointee.end_of_stream == 0 && consumed)
-                    {
-                        break
-                    }
+    }
+
+    func compress(_ input: [UInt8], final: Bool, appendingTo output: inout [UInt8]) {
+        // Grown below for anything that compresses worse (incompressible input even grows a little:
+        // stored blocks).
+        var written = output.count
+        var capacity = written + Gzip.initialCapacity(forInput: input.count)
+        output.append(contentsOf: repeatElement(0, count: capacity - written))
+        self.stream.pointee.end_of_stream = final ? 1 : 0
+        input.withUnsafeBufferPointer { source in
+            self.stream.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+            self.stream.pointee.avail_in = UInt32(source.count)
+            while true {
+                if written == capacity {
+                    capacity *= 2
+                    output.append(contentsOf: repeatElement(0, count: capacity - output.count))
                 }
+                written += output.withUnsafeMutableBufferPointer { destination in
+                    self.stream.pointee.next_out = destination.baseAddress! + written
+                    self.stream.pointee.avail_out = UInt32(capacity - written)
+                    let status = isal_deflate(self.stream)
+                    precondition(status == COMP_OK, "isal_deflate failed: \(status)")
+                    return capacity - written - Int(self.stream.pointee.avail_out)
+                }
+                let done =
+                    final
+                    ? self.stream.pointee.internal_state.state == ZSTATE_END
+                    : self.stream.pointee.avail_in == 0
+                if done { break }
             }
         }
         output.removeSubrange(written...)

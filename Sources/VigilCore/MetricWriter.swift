@@ -64,6 +64,10 @@ public struct MetricWriter {
     @usableFromInline internal var storage: [UInt8]
     /// What has been written so far.
     public var bytes: [UInt8] { self.storage }
+    /// How many bytes have been written so far.
+    public var count: Int { self.storage.count }
+    /// Families left to be written while the response is sent; they follow ``bytes``.
+    public private(set) var streamed: (any StreamedFamilies)?
     /// The current family's name, followed by the sample-name suffix being written.
     @usableFromInline internal var name: [UInt8] = []
 
@@ -79,6 +83,25 @@ public struct MetricWriter {
         var taken: [UInt8] = []
         swap(&taken, &self.storage)
         return taken
+    }
+
+    /// Empties the buffer, keeping its storage and the family being written: a streamed family goes on
+    /// in the next chunk.
+    public mutating func removeAll() {
+        self.storage.removeAll(keepingCapacity: true)
+    }
+
+    /// Leaves `families` to be written while the response is sent, after everything written so far:
+    /// the last thing a collector writes.
+    public mutating func writeWhileSending(_ families: some StreamedFamilies) {
+        precondition(self.streamed == nil, "one StreamedFamilies per writer")
+        self.streamed = families
+    }
+
+    /// Hands over the families left to be written while sending (``writeWhileSending(_:)``).
+    public mutating func takeStreamed() -> (any StreamedFamilies)? {
+        defer { self.streamed = nil }
+        return self.streamed
     }
 
     /// Makes room for `count` more bytes at once (a collector that knows its output is large: growing

@@ -33,17 +33,35 @@ public final class Scraper: Sendable {
         }
     }
 
-    /// What one scrape produced: the exposition in pieces (each collector's output, then vigil's own
+    /// What one scrape produced: the exposition in parts (each collector's output, then vigil's own
     /// families), sent or compressed one after the other rather than copied into one buffer.
     public struct Output: Sendable {
-        public var segments: [[UInt8]]
+        public enum Part: Sendable {
+            case bytes([UInt8])
+            /// Written while the response is sent.
+            case streamed(any StreamedFamilies)
+        }
+
+        public var parts: [Part]
+        public let format: ExpositionFormat
         public let failedCollectors: [String]
 
-        /// The exposition's length in bytes.
-        public var count: Int { self.segments.reduce(0) { $0 + $1.count } }
+        /// Whether some of the exposition is written while it is sent.
+        public var isStreamed: Bool {
+            self.parts.contains { if case .streamed = $0 { true } else { false } }
+        }
 
         /// The whole exposition in one buffer (tests, small outputs).
-        public var bytes: [UInt8] { Array(self.segments.joined()) }
+        public var bytes: [UInt8] {
+            var writer = MetricWriter(format: self.format)
+            for part in self.parts {
+                switch part {
+                case .bytes(let bytes): writer.append(contentsOf: bytes)
+                case .streamed(let families): families.writeAll(into: &writer)
+                }
+            }
+            return writer.takeBytes()
+        }
     }
 
     let entries: [Entry]
@@ -178,7 +196,7 @@ public final class Scraper: Sendable {
                     "collector is still blocked in an earlier scrape; skipping it",
                     metadata: ["collector": "\(entry.name)"]
                 )
-                run.complete(position, outcome: ScrapeRun.Outcome(bytes: [], seconds: 0, success: false))
+                run.complete(position, outcome: ScrapeRun.Outcome(seconds: 0, success: false))
                 continue
             }
             var writer = MetricWriter(format: format, reusing: self.takeBuffer())
@@ -220,7 +238,12 @@ public final class Scraper: Sendable {
                 self.logger.error("collector failed", metadata: ["collector": "\(entry.name)", "err": "\(error)"])
             }
             let elapsed = start.duration(to: .now)
-            let outcome = ScrapeRun.Outcome(bytes: writer.takeBytes(), seconds: elapsed.seconds, success: success)
+            let outcome = ScrapeRun.Outcome(
+                bytes: writer.takeBytes(),
+                streamed: writer.takeStreamed(),
+                seconds: elapsed.seconds,
+                success: success
+            )
             if let late = run.complete(position, outcome: outcome) {
                 // The scrape gave up on this collector; it has returned now.
                 self.abandoned.withLock { $0[index] -= 1 }
@@ -264,9 +287,13 @@ public final class Scraper: Sendable {
         for position in outcomes.indices
         where !outcomes[position].bytes.isEmpty && self.entries[run.order[position]].collector.definesArbitraryFamilies
         {
-            self.dropRedefinedFamilies(at: position, of: &outcomes, run: run)
+            self.dropRedefinedFamilies(at: position, of: &outcomes, run: run, format: format)
         }
-        var segments = outcomes.map(\.bytes).filter { !$0.isEmpty }
+        var parts: [Output.Part] = []
+        for outcome in outcomes {
+            if !outcome.bytes.isEmpty { parts.append(.bytes(outcome.bytes)) }
+            if let streamed = outcome.streamed { parts.append(.streamed(streamed)) }
+        }
         var writer = MetricWriter(format: format, reusing: self.takeBuffer())
         var failed: [String] = []
         writer.family(
@@ -291,13 +318,18 @@ public final class Scraper: Sendable {
             source.write(into: &writer)
         }
         writer.finish()
-        segments.append(writer.takeBytes())
-        return Output(segments: segments, failedCollectors: failed)
+        parts.append(.bytes(writer.takeBytes()))
+        return Output(parts: parts, format: format, failedCollectors: failed)
     }
 
     /// Drops the families of a collector whose names come from outside vigil (textfile) that another
     /// collector wrote in this scrape: the same family twice would make the exposition invalid.
-    private func dropRedefinedFamilies(at position: Int, of outcomes: inout [ScrapeRun.Outcome], run: ScrapeRun) {
+    private func dropRedefinedFamilies(
+        at position: Int,
+        of outcomes: inout [ScrapeRun.Outcome],
+        run: ScrapeRun,
+        format: ExpositionFormat
+    ) {
         // Its own families (`node_textfile_*`) are vigil's; with no other family there is nothing to check.
         let own = Array("node_\(self.entries[run.order[position]].name)_".utf8)
         let wanted = Set(FamilyCollisions.names(in: outcomes[position].bytes).filter { !$0.starts(with: own) })
@@ -305,6 +337,11 @@ public final class Scraper: Sendable {
         var taken = Set<ArraySlice<UInt8>>()
         for other in outcomes.indices where other != position {
             taken.formUnion(FamilyCollisions.declared(wanted, in: outcomes[other].bytes))
+            if let streamed = outcomes[other].streamed {
+                var headers = MetricWriter(format: format)
+                for family in streamed.families { headers.family(family) }
+                taken.formUnion(FamilyCollisions.declared(wanted, in: headers.bytes))
+            }
         }
         guard !taken.isEmpty else { return }
         let result = FamilyCollisions.removing(from: outcomes[position].bytes) { taken.contains($0) }
@@ -332,7 +369,7 @@ public final class Scraper: Sendable {
 
     /// Returns every buffer of a scrape's output for reuse.
     public func recycle(_ output: Output) {
-        for segment in output.segments { self.recycle(segment) }
+        for case .bytes(let bytes) in output.parts { self.recycle(bytes) }
     }
 
     /// A buffer from the scraper's pool (give it back with ``recycle(_:)``): one of at least
@@ -350,7 +387,8 @@ public final class Scraper: Sendable {
 /// The state of one scrape, shared by its lanes and its watchdog.
 final class ScrapeRun: Sendable {
     struct Outcome: Sendable {
-        var bytes: [UInt8]
+        var bytes: [UInt8] = []
+        var streamed: (any StreamedFamilies)?
         var seconds: Double
         var success: Bool
     }
@@ -446,7 +484,7 @@ final class ScrapeRun: Sendable {
             let running = Array(state.started.keys)
             for position in state.outcomes.indices where state.outcomes[position] == nil {
                 let seconds = state.started[position].map { $0.duration(to: now).seconds } ?? 0
-                state.outcomes[position] = Outcome(bytes: [], seconds: seconds, success: false)
+                state.outcomes[position] = Outcome(seconds: seconds, success: false)
             }
             return running
         }
@@ -467,7 +505,7 @@ final class ScrapeRun: Sendable {
         self.state.withLock { state in
             // Moved out, not copied: the run lives on until the watchdog's next tick, and buffers it still
             // referenced would be copied, not reused, when the scraper's pool hands them out again.
-            let outcomes = state.outcomes.map { $0 ?? Outcome(bytes: [], seconds: 0, success: false) }
+            let outcomes = state.outcomes.map { $0 ?? Outcome(seconds: 0, success: false) }
             state.outcomes = []
             return outcomes
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import VigilCore
 
@@ -277,5 +278,42 @@ private final class TreeCopy {
             "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/vda2 partition\t1048572\t0\t-2\n"
         )
         #expect(try collect(collector, roots: tree.roots).value("container_memory_swap", ["id": docker]) == recorded)
+    }
+
+    @Test func theFamiliesWrittenAPieceAtATimeAreTheWholeText() throws {
+        let roots = fixtureRoots("cgroup-v2")
+        var writer = MetricWriter(format: .text)
+        let context = ScrapeContext(
+            paths: roots,
+            reader: FileReader(),
+            deadline: .now + .seconds(10),
+            shared: ScrapeShared(),
+            logger: Logger(label: "test"),
+            pool: BlockingPool.shared
+        )
+        try ContainersCollector(all: true).collect(into: &writer, context: context)
+        let taken = writer.takeStreamed()
+        let streamed = try #require(taken)
+        var whole = MetricWriter(format: .text)
+        streamed.writeAll(into: &whole)
+
+        // A limit of one byte: each call writes one cgroup's samples (and the family's header before
+        // the first), then stops.
+        var rest = streamed
+        var piece = MetricWriter(format: .text)
+        var pieces: [UInt8] = []
+        var calls = 0
+        var done = false
+        while !done {
+            done = rest.write(into: &piece, until: 1)
+            pieces += piece.bytes
+            piece.removeAll()
+            calls += 1
+        }
+        #expect(pieces == whole.bytes)
+        let families = try parseExposition(pieces[...])
+        #expect(calls > families.count * 2)
+        #expect(Set(families.map(\.name)).isSubset(of: streamed.families.map(\.nameString)))
+        #expect(families.contains { $0.name == "container_memory_working_set_bytes" && $0.samples.count > 5 })
     }
 }

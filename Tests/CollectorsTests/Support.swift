@@ -96,6 +96,8 @@ func collect(
         pool: BlockingPool.shared
     )
     try collector.collect(into: &writer, context: context)
+    // Families left to be written while sending come after the collector's bytes.
+    writer.takeStreamed()?.writeAll(into: &writer)
     let bytes = writer.takeBytes()
     let families = try parseExposition(bytes[...])
     // The same family twice would make the output invalid.

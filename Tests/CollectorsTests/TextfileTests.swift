@@ -180,6 +180,37 @@ extension String {
         #expect(output.failedCollectors == ["textfile"])
     }
 
+    /// The same for a family written while the response is sent (the containers collector's).
+    @Test func cannotRedefineAFamilyWrittenWhileSending() async throws {
+        let tree = try TemporaryTree(files: [
+            "usage.prom": "# TYPE container_memory_usage_bytes gauge\ncontainer_memory_usage_bytes 1\nown_metric 1\n"
+        ])
+        var settings = Settings(
+            specs: [TextfileCollector.descriptor.enableOption] + TextfileCollector.descriptor.options
+        )
+        settings.set("collector.textfile.directory", .strings([tree.path]), origin: .commandLine)
+        let roots = fixtureRoots("cgroup-v2")
+        let textfile = try TextfileCollector.descriptor.make(
+            CollectorSetup(settings: settings, paths: roots, logger: Logger(label: "test"))
+        )
+        let scraper = Scraper(
+            entries: [
+                .init(name: "textfile", collector: textfile),
+                .init(name: "containers", collector: ContainersCollector(all: false)),
+            ],
+            knownNames: ["textfile", "containers"],
+            paths: roots,
+            logger: Logger(label: "test")
+        )
+        let output = await scraper.scrape(format: .text)
+        #expect(output.isStreamed)
+        let families = try parseExposition(output.bytes[...])
+        #expect(families.filter { $0.name == "container_memory_usage_bytes" }.count == 1)
+        #expect(families.first { $0.name == "container_memory_usage_bytes" }?.samples.count ?? 0 > 1)
+        #expect(families.contains { $0.name == "own_metric" })
+        #expect(output.failedCollectors == ["textfile"])
+    }
+
     @Test func cleansPathsAsGo() {
         #expect(cleanPath("/a/b/") == "/a/b")
         #expect(cleanPath("./dir//x.prom") == "dir/x.prom")

@@ -54,6 +54,67 @@ import VigilCore
         }
     }
 
+    @Test func streamsTheFamiliesOfHundredsOfContainersInChunksTheSameInEveryEncoding() async throws {
+        let tree = try ClonedContainers(clones: 400)
+        defer { tree.remove() }
+        let arguments = [
+            "--collector.disable-defaults", "--collector.containers", "--path.procfs=\(tree.base)/proc",
+            "--path.sysfs=\(tree.base)/sys", "--path.rootfs=\(tree.base)/root",
+        ]
+        try await withAgent(arguments) { agent in
+            let identity = try await agent.get("/metrics")
+            #expect(identity.status == 200)
+            #expect(identity.headers["transfer-encoding"] == "chunked")
+            #expect(identity.headers["content-length"] == nil)
+            // Many times the 64 KiB of text per chunk.
+            #expect(identity.body.count > 2 << 20)
+            let families = try parseExposition(identity.body[...])
+            #expect(Set(families.map(\.name)).count == families.count)
+            for name in ["container_memory_usage_bytes", "container_cpu_usage_seconds_total"] {
+                let samples = families.first { $0.name == name }?.samples ?? []
+                let docker = samples.filter { sample in
+                    sample.labels.contains { $0.name == "id" && $0.value.hasPrefix("/system.slice/docker-") }
+                }
+                #expect(docker.count == 401, "\(name)")
+            }
+            #expect(families.last?.name == "process_start_time_seconds")
+
+            let compressed = try await agent.get("/metrics", headers: ["Accept-Encoding": "gzip"])
+            #expect(compressed.headers["content-encoding"] == "gzip")
+            #expect(stableLines(try Gzip.decompress(compressed.body)) == stableLines(identity.body))
+
+            let openMetrics = try await agent.get(
+                "/metrics",
+                headers: ["Accept": "application/openmetrics-text;version=1.0.0"]
+            )
+            #expect(openMetrics.text.hasSuffix("# EOF\n"))
+            #expect(openMetrics.text.components(separatedBy: "# EOF").count == 2)
+            #expect(openMetrics.text.components(separatedBy: "\n# TYPE ").count - 1 == families.count)
+        }
+    }
+
+    /// A scraper that goes away in the middle of a streamed response costs only that response: the
+    /// request's slot is given back (here the only one), and the next scrape is whole.
+    @Test func aScraperGoneMidStreamFreesItsRequestSlot() async throws {
+        let tree = try ClonedContainers(clones: 400)
+        defer { tree.remove() }
+        let arguments = [
+            "--collector.disable-defaults", "--collector.containers", "--path.procfs=\(tree.base)/proc",
+            "--path.sysfs=\(tree.base)/sys", "--path.rootfs=\(tree.base)/root", "--web.max-requests=1",
+        ]
+        try await withAgent(arguments) { agent in
+            let port = agent.port
+            for _ in 0..<3 { try await runBlocking { try abandonedGet(port: port, path: "/metrics") } }
+            #expect(
+                try await eventually(timeout: .seconds(10)) {
+                    let response = try httpGet(port: port, path: "/metrics")
+                    let families = try parseExposition(response.body[...])
+                    return response.status == 200 && families.last?.name == "process_start_time_seconds"
+                }
+            )
+        }
+    }
+
     @Test func servesLandingPageHealthAndNotFound() async throws {
         try await withAgent(["--web.telemetry-path=/custom"]) { agent in
             let landing = try await agent.get("/")
@@ -80,5 +141,40 @@ import VigilCore
         #expect(try await agent.get("/healthz").status == 200)
         try await agent.stop()
         await #expect(throws: TestFailure.self) { try await agent.get("/healthz") }
+    }
+}
+
+/// The exposition's lines without those whose values move between two scrapes.
+private func stableLines(_ body: [UInt8]) -> [Substring] {
+    let moving = ["container_last_seen", "node_scrape_collector_duration_seconds", "process_"]
+    return String(decoding: body, as: UTF8.self).split(separator: "\n").filter { line in
+        !moving.contains { line.hasPrefix($0) }
+    }
+}
+
+/// The cgroup-v2 fixture tree with its Docker container cloned many times under new ids.
+private struct ClonedContainers {
+    let base: String
+
+    init(clones: Int) throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../CollectorsTests/Fixtures/cgroup-v2").standardized.path
+        self.base = try makeTemporaryDirectory("vigil-cloned-containers") + "/tree"
+        try FileManager.default.copyItem(atPath: fixture, toPath: self.base)
+        let services = self.base + "/sys/fs/cgroup/system.slice"
+        let original = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: services).first { $0.hasPrefix("docker-") }
+        )
+        for clone in 0..<clones {
+            let id = String(repeating: "c", count: 56) + String(format: "%08x", clone)
+            try FileManager.default.copyItem(
+                atPath: services + "/" + original,
+                toPath: services + "/docker-\(id).scope"
+            )
+        }
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: (self.base as NSString).deletingLastPathComponent)
     }
 }

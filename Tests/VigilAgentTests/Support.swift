@@ -95,23 +95,8 @@ func httpGet(
     path: String,
     headers: [String: String] = [:]
 ) throws -> HTTPResponse {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket failed") }
+    let fd = try sendGet(host: host, port: port, path: path, headers: headers)
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, host, &address.sin_addr)
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    guard connected == 0 else { throw TestFailure("connect to \(port) failed: errno \(errno)") }
-    var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
-    for (name, value) in headers { request += "\(name): \(value)\r\n" }
-    request += "\r\n"
-    _ = request.withCString { send(fd, $0, strlen($0), 0) }
     var data: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -132,6 +117,38 @@ func httpGet(
     var body = Array(data[end.upperBound...])
     if responseHeaders["transfer-encoding"] == "chunked" { body = try dechunk(body) }
     return HTTPResponse(status: status, headers: responseHeaders, body: body)
+}
+
+/// Connects to a loopback server and sends a GET with `Connection: close`; returns the socket.
+private func sendGet(host: String, port: Int, path: String, headers: [String: String]) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket failed") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &address.sin_addr)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else {
+        close(fd)
+        throw TestFailure("connect to \(port) failed: errno \(errno)")
+    }
+    var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
+    for (name, value) in headers { request += "\(name): \(value)\r\n" }
+    request += "\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    return fd
+}
+
+/// A GET whose client goes away after the first bytes of the response (a scraper that timed out).
+func abandonedGet(host: String = "127.0.0.1", port: Int, path: String) throws {
+    let fd = try sendGet(host: host, port: port, path: path, headers: [:])
+    defer { close(fd) }
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    guard recv(fd, &chunk, chunk.count, 0) > 0 else { throw TestFailure("no response") }
 }
 
 /// Decodes an HTTP/1.1 chunked body (Go's servers send one for large responses).

@@ -96,12 +96,14 @@ import VigilForward
                     #expect(metrics.readingPaused.loadRelaxed == 1)
                     #expect(metrics.batchesInFlight.loadRelaxed == 2)
 
-                    // Acks return: reading resumes and everything arrives, in order.
+                    // Acks return: reading resumes and everything arrives once. (Batches in flight together
+                    // may reach the sink in either order: each is delivered by a task of its own.)
                     sink.acknowledgeEverything()
                     #expect(await eventually { sink.totalEntries == 200 })
                     #expect(metrics.readingPaused.loadRelaxed == 0)
                     let messages = try sink.allEvents().compactMap { $0.text("MESSAGE") }
-                    #expect(messages == (0..<200).map { "m\($0)" })
+                    #expect(messages.count == 200)
+                    #expect(Set(messages) == Set((0..<200).map { "m\($0)" }))
                 }
             }
         }

@@ -1,194 +1,236 @@
 import VigilCore
 
-/// Writes cAdvisor's container families, each once, with a sample per cgroup that has the figure.
-/// `labels` holds each cgroup's rendered base labels, in the same order as `cgroups`; `processes`
-/// adds cAdvisor's process metrics.
-func writeContainerFamilies(
-    _ cgroups: [ScrapedCgroup],
-    labels: [RenderedLabels],
-    deviceNames: [UInt64: String],
-    lastSeen: Double,
-    processes: Bool,
-    into writer: inout MetricWriter
-) {
-    let families = FamilyWriter(cgroups: cgroups, labels: labels)
-    typealias F = ContainerFamily
+/// One cgroup's figures and base labels as the families write them: what one scrape read, apart from
+/// what the collector keeps between scrapes (a class: each family passes over it).
+final class ContainerRow: Sendable {
+    let stats: CgroupStats
+    let interfaces: [InterfaceCounters]
+    let labels: RenderedLabels
 
-    families.single(F.lastSeen, &writer) { _ in lastSeen }
+    init(stats: CgroupStats, interfaces: [InterfaceCounters], labels: RenderedLabels) {
+        self.stats = stats
+        self.interfaces = interfaces
+        self.labels = labels
+    }
+}
 
-    // CPU
-    families.write(
-        F.cpuUsage,
-        &writer,
-        has: { $0.stats.cpuUsage != nil },
-        samples: { cgroup, labels, writer in
-            writer.sample(cgroup.stats.cpuUsage ?? 0, labels, ("cpu", "total"))
-        }
-    )
-    families.single(F.cpuUser, &writer) { $0.stats.cpuUser }
-    families.single(F.cpuSystem, &writer) { $0.stats.cpuSystem }
-    families.single(F.cfsPeriods, &writer) { $0.stats.cfsPeriods.map { Double($0) } }
-    families.single(F.cfsThrottledPeriods, &writer) { $0.stats.cfsThrottledPeriods.map { Double($0) } }
-    families.single(F.cfsThrottledSeconds, &writer) { $0.stats.cfsThrottledSeconds }
+/// cAdvisor's container families over the cgroups of one scrape, each family once with a sample per
+/// cgroup that has the figure (a family no cgroup has is left out), written a chunk at a time while
+/// the response is sent.
+struct ContainerExposition: StreamedFamilies {
+    /// One family: whether a cgroup has samples in it, and its samples.
+    struct Family: Sendable {
+        let family: MetricFamily
+        let has: @Sendable (ContainerRow) -> Bool
+        let samples: @Sendable (ContainerRow, inout MetricWriter) -> Void
 
-    // Memory
-    families.single(F.memoryCache, &writer) { $0.stats.memory.map { Double($0.cache) } }
-    families.single(F.memoryRSS, &writer) { $0.stats.memory.map { Double($0.rss) } }
-    families.single(F.memoryMappedFile, &writer) { $0.stats.memory.map { Double($0.mappedFile) } }
-    families.single(F.memorySwap, &writer) { $0.stats.memory.map { Double($0.swap) } }
-    families.single(F.memoryFailcnt, &writer) { $0.stats.memory.map { Double($0.failcnt) } }
-    families.single(F.memoryUsage, &writer) { $0.stats.memory.map { Double($0.usage) } }
-    families.single(F.memoryMaxUsage, &writer) { $0.stats.memory.map { Double($0.maxUsage) } }
-    families.single(F.memoryWorkingSet, &writer) { $0.stats.memory.map { Double($0.workingSet) } }
-    families.single(F.memoryActiveFile, &writer) { $0.stats.memory.map { Double($0.activeFile) } }
-    families.single(F.memoryInactiveFile, &writer) { $0.stats.memory.map { Double($0.inactiveFile) } }
-    families.write(
-        F.memoryFailures,
-        &writer,
-        has: { $0.stats.memory != nil },
-        samples: { cgroup, labels, writer in
-            guard let memory = cgroup.stats.memory else { return }
-            writer.sample(Double(memory.pgfault), labels, ("failure_type", "pgfault"), ("scope", "container"))
-            writer.sample(Double(memory.pgmajfault), labels, ("failure_type", "pgmajfault"), ("scope", "container"))
-            writer.sample(Double(memory.hierarchyPgfault), labels, ("failure_type", "pgfault"), ("scope", "hierarchy"))
-            writer.sample(
-                Double(memory.hierarchyPgmajfault),
-                labels,
-                ("failure_type", "pgmajfault"),
-                ("scope", "hierarchy")
+        /// A family with one sample per cgroup, where `value` is not nil.
+        static func single(_ family: MetricFamily, _ value: @escaping @Sendable (CgroupStats) -> Double?) -> Family {
+            Family(
+                family: family,
+                has: { value($0.stats) != nil },
+                samples: { row, writer in
+                    if let sample = value(row.stats) { writer.sample(sample, row.labels) }
+                }
             )
         }
-    )
-    families.single(F.oomEvents, &writer) { $0.stats.oomKills.map { Double($0) } }
+    }
 
-    // Pressure (v2 files; a hybrid host's unified tree has them too), in microseconds.
-    families.single(F.cpuStalled, &writer) { seconds($0.stats.cpuPressure?.full) }
-    families.single(F.cpuWaiting, &writer) { seconds($0.stats.cpuPressure?.some) }
-    families.single(F.memoryStalled, &writer) { seconds($0.stats.memoryPressure?.full) }
-    families.single(F.memoryWaiting, &writer) { seconds($0.stats.memoryPressure?.some) }
-    families.single(F.ioStalled, &writer) { seconds($0.stats.ioPressure?.full) }
-    families.single(F.ioWaiting, &writer) { seconds($0.stats.ioPressure?.some) }
+    let rows: [ContainerRow]
+    let plan: [Family]
+    /// Where writing goes on: the family, the cgroup, and whether the family's header is written.
+    private var next = (family: 0, row: 0, declared: false)
 
-    // Block IO
-    families.write(
-        F.blkioDeviceUsage,
-        &writer,
-        has: { !$0.stats.ioBytes.isEmpty },
-        samples: { cgroup, labels, writer in
-            for entry in cgroup.stats.ioBytes {
+    /// - Parameter processes: adds cAdvisor's process metrics.
+    init(rows: [ContainerRow], deviceNames: [UInt64: String], lastSeen: Double, processes: Bool) {
+        self.rows = rows
+        self.plan = containerFamilies(deviceNames: deviceNames, lastSeen: lastSeen, processes: processes)
+    }
+
+    var families: [MetricFamily] { self.plan.map(\.family) }
+
+    mutating func write(into writer: inout MetricWriter, until limit: Int) -> Bool {
+        while self.next.family < self.plan.count {
+            let family = self.plan[self.next.family]
+            while self.next.row < self.rows.count {
+                guard writer.count < limit else { return false }
+                let row = self.rows[self.next.row]
+                self.next.row += 1
+                guard family.has(row) else { continue }
+                if !self.next.declared {
+                    writer.family(family.family)
+                    self.next.declared = true
+                }
+                family.samples(row, &writer)
+            }
+            self.next = (self.next.family + 1, 0, false)
+        }
+        return true
+    }
+}
+
+/// cAdvisor's container families in the order they are written.
+private func containerFamilies(
+    deviceNames: [UInt64: String],
+    lastSeen: Double,
+    processes: Bool
+) -> [ContainerExposition.Family] {
+    typealias F = ContainerFamily
+    typealias Family = ContainerExposition.Family
+    var plan: [Family] = [
+        .single(F.lastSeen) { _ in lastSeen },
+
+        // CPU
+        Family(
+            family: F.cpuUsage,
+            has: { $0.stats.cpuUsage != nil },
+            samples: { row, writer in
+                writer.sample(row.stats.cpuUsage ?? 0, row.labels, ("cpu", "total"))
+            }
+        ),
+        .single(F.cpuUser) { $0.cpuUser },
+        .single(F.cpuSystem) { $0.cpuSystem },
+        .single(F.cfsPeriods) { $0.cfsPeriods.map { Double($0) } },
+        .single(F.cfsThrottledPeriods) { $0.cfsThrottledPeriods.map { Double($0) } },
+        .single(F.cfsThrottledSeconds) { $0.cfsThrottledSeconds },
+
+        // Memory
+        .single(F.memoryCache) { $0.memory.map { Double($0.cache) } },
+        .single(F.memoryRSS) { $0.memory.map { Double($0.rss) } },
+        .single(F.memoryMappedFile) { $0.memory.map { Double($0.mappedFile) } },
+        .single(F.memorySwap) { $0.memory.map { Double($0.swap) } },
+        .single(F.memoryFailcnt) { $0.memory.map { Double($0.failcnt) } },
+        .single(F.memoryUsage) { $0.memory.map { Double($0.usage) } },
+        .single(F.memoryMaxUsage) { $0.memory.map { Double($0.maxUsage) } },
+        .single(F.memoryWorkingSet) { $0.memory.map { Double($0.workingSet) } },
+        .single(F.memoryActiveFile) { $0.memory.map { Double($0.activeFile) } },
+        .single(F.memoryInactiveFile) { $0.memory.map { Double($0.inactiveFile) } },
+        Family(
+            family: F.memoryFailures,
+            has: { $0.stats.memory != nil },
+            samples: { row, writer in
+                guard let memory = row.stats.memory else { return }
+                let labels = row.labels
+                writer.sample(Double(memory.pgfault), labels, ("failure_type", "pgfault"), ("scope", "container"))
+                writer.sample(Double(memory.pgmajfault), labels, ("failure_type", "pgmajfault"), ("scope", "container"))
                 writer.sample(
-                    Double(entry.value),
+                    Double(memory.hierarchyPgfault),
                     labels,
-                    ("device", deviceNames[deviceKey(entry.major, entry.minor)] ?? ""),
-                    ("major", Int(entry.major)),
-                    ("minor", Int(entry.minor)),
-                    ("operation", entry.operation.rawValue)
+                    ("failure_type", "pgfault"),
+                    ("scope", "hierarchy")
+                )
+                writer.sample(
+                    Double(memory.hierarchyPgmajfault),
+                    labels,
+                    ("failure_type", "pgmajfault"),
+                    ("scope", "hierarchy")
                 )
             }
-        }
-    )
+        ),
+        .single(F.oomEvents) { $0.oomKills.map { Double($0) } },
+
+        // Pressure (v2 files; a hybrid host's unified tree has them too), in microseconds.
+        .single(F.cpuStalled) { seconds($0.cpuPressure?.full) },
+        .single(F.cpuWaiting) { seconds($0.cpuPressure?.some) },
+        .single(F.memoryStalled) { seconds($0.memoryPressure?.full) },
+        .single(F.memoryWaiting) { seconds($0.memoryPressure?.some) },
+        .single(F.ioStalled) { seconds($0.ioPressure?.full) },
+        .single(F.ioWaiting) { seconds($0.ioPressure?.some) },
+
+        // Block IO
+        Family(
+            family: F.blkioDeviceUsage,
+            has: { !$0.stats.ioBytes.isEmpty },
+            samples: { row, writer in
+                for entry in row.stats.ioBytes {
+                    writer.sample(
+                        Double(entry.value),
+                        row.labels,
+                        ("device", deviceNames[deviceKey(entry.major, entry.minor)] ?? ""),
+                        ("major", Int(entry.major)),
+                        ("minor", Int(entry.minor)),
+                        ("operation", entry.operation.rawValue)
+                    )
+                }
+            }
+        ),
+    ]
     // One series per named device: unnamed devices would collide on `device=""`.
-    func perDevice(_ family: MetricFamily, _ operation: IOOperation, _ entries: (CgroupStats) -> [IOEntry]) {
-        func named(_ entry: IOEntry) -> String? {
+    func perDevice(
+        _ family: MetricFamily,
+        _ operation: IOOperation,
+        _ entries: @escaping @Sendable (CgroupStats) -> [IOEntry]
+    ) -> Family {
+        @Sendable func named(_ entry: IOEntry) -> String? {
             guard entry.operation == operation, let device = deviceNames[deviceKey(entry.major, entry.minor)],
                 !device.isEmpty
             else { return nil }
             return device
         }
-        families.write(
-            family,
-            &writer,
+        return Family(
+            family: family,
             has: { entries($0.stats).contains { named($0) != nil } },
-            samples: { cgroup, labels, writer in
-                for entry in entries(cgroup.stats) {
-                    if let device = named(entry) { writer.sample(Double(entry.value), labels, ("device", device)) }
+            samples: { row, writer in
+                for entry in entries(row.stats) {
+                    if let device = named(entry) { writer.sample(Double(entry.value), row.labels, ("device", device)) }
                 }
             }
         )
     }
-    perDevice(F.fsReadsBytes, .read) { $0.ioBytes }
-    perDevice(F.fsReads, .read) { $0.ioOperations }
-    perDevice(F.fsWritesBytes, .write) { $0.ioBytes }
-    perDevice(F.fsWrites, .write) { $0.ioOperations }
+    plan += [
+        perDevice(F.fsReadsBytes, .read) { $0.ioBytes },
+        perDevice(F.fsReads, .read) { $0.ioOperations },
+        perDevice(F.fsWritesBytes, .write) { $0.ioBytes },
+        perDevice(F.fsWrites, .write) { $0.ioOperations },
+    ]
 
     // Processes (cAdvisor's `process` set)
     if processes {
-        families.single(F.processes, &writer) { $0.stats.processes.map { Double($0) } }
-        families.single(F.threads, &writer) { $0.stats.threads.map { Double($0) } }
-        families.single(F.threadsMax, &writer) { $0.stats.spec.threadsMax.map { $0 == .max ? 0 : Double($0) } }
+        plan += [
+            .single(F.processes) { $0.processes.map { Double($0) } },
+            .single(F.threads) { $0.threads.map { Double($0) } },
+            .single(F.threadsMax) { $0.spec.threadsMax.map { $0 == .max ? 0 : Double($0) } },
+        ]
     }
 
     // Limits
-    families.single(F.specCPUPeriod, &writer) { $0.stats.spec.cpuPeriod.map { Double($0) } }
-    families.single(F.specCPUQuota, &writer) { $0.stats.spec.cpuQuota.map { Double($0) } }
-    families.single(F.specCPUShares, &writer) { $0.stats.spec.cpuShares.map { Double($0) } }
-    families.single(F.specMemoryLimit, &writer) { $0.stats.spec.memoryLimit.map(specMemoryValue) }
-    families.single(F.specMemorySwapLimit, &writer) { $0.stats.spec.memorySwapLimit.map(specMemoryValue) }
-    families.single(F.specMemoryReservation, &writer) { $0.stats.spec.memoryReservation.map(specMemoryValue) }
+    plan += [
+        .single(F.specCPUPeriod) { $0.spec.cpuPeriod.map { Double($0) } },
+        .single(F.specCPUQuota) { $0.spec.cpuQuota.map { Double($0) } },
+        .single(F.specCPUShares) { $0.spec.cpuShares.map { Double($0) } },
+        .single(F.specMemoryLimit) { $0.spec.memoryLimit.map(specMemoryValue) },
+        .single(F.specMemorySwapLimit) { $0.spec.memorySwapLimit.map(specMemoryValue) },
+        .single(F.specMemoryReservation) { $0.spec.memoryReservation.map(specMemoryValue) },
+    ]
 
     // Network
-    func network(_ family: MetricFamily, _ counter: (InterfaceCounters) -> UInt64) {
-        families.write(
-            family,
-            &writer,
+    func network(_ family: MetricFamily, _ counter: @escaping @Sendable (InterfaceCounters) -> UInt64) -> Family {
+        Family(
+            family: family,
             has: { !$0.interfaces.isEmpty },
-            samples: { cgroup, labels, writer in
-                for interface in cgroup.interfaces {
-                    writer.sample(Double(counter(interface)), labels, ("interface", interface.name))
+            samples: { row, writer in
+                for interface in row.interfaces {
+                    writer.sample(Double(counter(interface)), row.labels, ("interface", interface.name))
                 }
             }
         )
     }
-    network(F.receiveBytes) { $0.receiveBytes }
-    network(F.receivePackets) { $0.receivePackets }
-    network(F.receiveDropped) { $0.receiveDropped }
-    network(F.receiveErrors) { $0.receiveErrors }
-    network(F.transmitBytes) { $0.transmitBytes }
-    network(F.transmitPackets) { $0.transmitPackets }
-    network(F.transmitDropped) { $0.transmitDropped }
-    network(F.transmitErrors) { $0.transmitErrors }
+    plan += [
+        network(F.receiveBytes) { $0.receiveBytes },
+        network(F.receivePackets) { $0.receivePackets },
+        network(F.receiveDropped) { $0.receiveDropped },
+        network(F.receiveErrors) { $0.receiveErrors },
+        network(F.transmitBytes) { $0.transmitBytes },
+        network(F.transmitPackets) { $0.transmitPackets },
+        network(F.transmitDropped) { $0.transmitDropped },
+        network(F.transmitErrors) { $0.transmitErrors },
+    ]
+    return plan
 }
 
 /// PSI totals are microseconds.
 private func seconds(_ microseconds: UInt64?) -> Double? {
     microseconds.map { Double($0) / 1e6 }
-}
-
-/// Writes one family across all cgroups, leaving out families no cgroup has.
-private struct FamilyWriter {
-    let cgroups: [ScrapedCgroup]
-    let labels: [RenderedLabels]
-
-    /// A family with one sample per cgroup, where `value` is not nil.
-    func single(_ family: MetricFamily, _ writer: inout MetricWriter, _ value: (ScrapedCgroup) -> Double?) {
-        var declared = false
-        for index in self.cgroups.indices {
-            guard let sample = value(self.cgroups[index]) else { continue }
-            if !declared {
-                writer.family(family)
-                declared = true
-            }
-            writer.sample(sample, self.labels[index])
-        }
-    }
-
-    /// A family whose samples `body` writes (extra labels, several samples) for each cgroup that
-    /// `has` them.
-    func write(
-        _ family: MetricFamily,
-        _ writer: inout MetricWriter,
-        has: (ScrapedCgroup) -> Bool,
-        samples body: (ScrapedCgroup, RenderedLabels, inout MetricWriter) -> Void
-    ) {
-        var declared = false
-        for index in self.cgroups.indices where has(self.cgroups[index]) {
-            if !declared {
-                writer.family(family)
-                declared = true
-            }
-            body(self.cgroups[index], self.labels[index], &writer)
-        }
-    }
 }
 
 /// cAdvisor's container families, rendered once.

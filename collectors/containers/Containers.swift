@@ -118,19 +118,19 @@ struct ContainersCollector: Collector {
         }
         let deviceNames = self.state.devices.names(for: devices, paths: context.paths, reader: context.reader)
 
-        // The exposition is large (about 20 KB per container) and about the same size every scrape.
-        let start = writer.bytes.count
-        writer.reserveCapacity(self.state.expectedOutput)
-        writeContainerFamilies(
-            cgroups,
-            labels: containerLabels(cgroups),
-            deviceNames: deviceNames,
-            lastSeen: unixTimeSeconds(),
-            processes: self.processes,
-            into: &writer
-        )
         writeMachineFamilies(into: &writer, paths: context.paths, reader: context.reader)
-        self.state.outputWritten(writer.bytes.count - start)
+        // About 20 KB of text per container: written while the response is sent, a chunk at a time.
+        let rows = zip(cgroups, containerLabels(cgroups)).map { cgroup, labels in
+            ContainerRow(stats: cgroup.stats, interfaces: cgroup.interfaces, labels: labels)
+        }
+        writer.writeWhileSending(
+            ContainerExposition(
+                rows: rows,
+                deviceNames: deviceNames,
+                lastSeen: unixTimeSeconds(),
+                processes: self.processes
+            )
+        )
 
         files.forget(allBut: found)
         self.state.remember(absent: reader.newlyAbsent, present: found)
@@ -192,7 +192,7 @@ struct ContainersCollector: Collector {
     }
 }
 
-/// One cgroup as read in one scrape (a class: the families pass over it dozens of times).
+/// One cgroup as read in one scrape, with what is kept for it between scrapes.
 final class ScrapedCgroup {
     let path: String
     let kind: CgroupKind
@@ -274,20 +274,8 @@ final class ContainersState: Sendable {
     let devices = BlockDeviceNames()
     private let files: Mutex<CgroupFiles?>
     private let absent = Mutex<(files: Set<String>, since: ContinuousClock.Instant)>(([], .now))
-    private let lastOutput = Atomic<Int>(0)
-
     init(keptDirectories: Int) {
         self.files = Mutex(CgroupFiles(budget: keptDirectories))
-    }
-
-    /// The bytes to reserve for a scrape's output: the last one's and a margin.
-    var expectedOutput: Int {
-        let last = self.lastOutput.load(ordering: .relaxed)
-        return last + last / 16
-    }
-
-    func outputWritten(_ count: Int) {
-        self.lastOutput.store(count, ordering: .relaxed)
     }
 
     /// The cgroup files for one scrape, `shared` when they are the ones kept between scrapes. A scrape
