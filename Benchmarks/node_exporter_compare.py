@@ -2,7 +2,8 @@
 """vigil vs node_exporter, side by side on this host, with the same collectors enabled.
 
 Prints, for each agent and as the ratio vigil / node_exporter:
-  - CPU time per scrape: the process's user+system CPU delta over N sequential scrapes, divided by N;
+  - CPU time per scrape: the process's user+system CPU delta over N sequential scrapes, divided by N; both
+    agents run at once and their scrapes alternate in batches, so that both meet the same machine;
   - steady RSS one second after those scrapes (VmRSS);
   - p50 / p99 scrape latency under 8 concurrent scrapers.
 Scrapes are made the way Prometheus makes them: its Accept header, gzip accepted, one kept-alive
@@ -115,46 +116,52 @@ def http_text(port, path):
     return body.decode()
 
 
-def measure(name, command, port, scrapes, concurrency, per_scraper):
+def start(command, port):
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(port, process)
-        scraper = Scraper(port)
-        for _ in range(20):  # warm-up: caches, lazily opened files, allocator arenas
-            scraper.scrape()
-        before = cpu_seconds(process.pid)
-        for _ in range(scrapes):
-            scraper.scrape()
-        cpu = (cpu_seconds(process.pid) - before) / scrapes
-        time.sleep(1)  # between scrapes, as under Prometheus' interval: what the agent holds at rest
-        rss = rss_bytes(process.pid)
+    except Exception:
+        process.kill()
+        raise
+    return process
 
-        latencies = []
-        lock = threading.Lock()
 
-        def concurrent_scraper():
-            mine = []
-            connection = Scraper(port)
-            for _ in range(per_scraper):
-                started = time.perf_counter()
-                connection.scrape()
-                mine.append(time.perf_counter() - started)
-            with lock:
-                latencies.extend(mine)
+def cpu_per_scrape(agents, scrapes, rounds):
+    """CPU seconds per scrape of each agent, their scrapes interleaved in `rounds` batches: the VM's
+    speed drifts by tens of percent over a minute, and both agents see the same drift."""
+    batch = max(1, scrapes // rounds)
+    spent = {name: 0.0 for name in agents}
+    for _ in range(rounds):
+        for name, (process, scraper) in agents.items():
+            before = cpu_seconds(process.pid)
+            for _ in range(batch):
+                scraper.scrape()
+            spent[name] += cpu_seconds(process.pid) - before
+    return {name: total / (batch * rounds) for name, total in spent.items()}
 
-        threads = [threading.Thread(target=concurrent_scraper) for _ in range(concurrency)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        latencies.sort()
-        p50 = latencies[len(latencies) // 2]
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        size = len(scraper.scrape())
-        return {"name": name, "cpu": cpu, "rss": rss, "p50": p50, "p99": p99, "gzip_bytes": size}
-    finally:
-        process.terminate()
-        process.wait()
+
+def latencies(port, concurrency, per_scraper):
+    """p50 and p99 scrape latency under `concurrency` scrapers."""
+    measured = []
+    lock = threading.Lock()
+
+    def concurrent_scraper():
+        mine = []
+        connection = Scraper(port)
+        for _ in range(per_scraper):
+            started = time.perf_counter()
+            connection.scrape()
+            mine.append(time.perf_counter() - started)
+        with lock:
+            measured.extend(mine)
+
+    threads = [threading.Thread(target=concurrent_scraper) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    measured.sort()
+    return measured[len(measured) // 2], measured[min(len(measured) - 1, int(len(measured) * 0.99))]
 
 
 def main():
@@ -162,6 +169,7 @@ def main():
     parser.add_argument("--vigil", default=".build/release/vigil")
     parser.add_argument("--node-exporter", default="prometheus-node-exporter")
     parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved batches the CPU scrapes are made in")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--per-scraper", type=int, default=50)
     args = parser.parse_args()
@@ -169,13 +177,30 @@ def main():
     collectors = enabled_collectors(args.vigil)
     flags = ["--collector.disable-defaults"] + [f"--collector.{name}" for name in collectors]
     print(f"collectors ({len(collectors)}): {', '.join(collectors)}")
-    print(f"{args.scrapes} sequential scrapes; latency: {args.concurrency} concurrent scrapers x {args.per_scraper}")
+    print(f"CPU: {args.scrapes} sequential scrapes each, interleaved in {args.rounds} rounds; latency: "
+          f"{args.concurrency} concurrent scrapers x {args.per_scraper}")
 
-    results = {}
-    for name, binary in (("node_exporter", args.node_exporter), ("vigil", args.vigil)):
-        port = free_port()
-        command = [binary, f"--web.listen-address=127.0.0.1:{port}"] + flags
-        results[name] = measure(name, command, port, args.scrapes, args.concurrency, args.per_scraper)
+    agents, ports = {}, {}
+    try:
+        for name, binary in (("node_exporter", args.node_exporter), ("vigil", args.vigil)):
+            ports[name] = free_port()
+            command = [binary, f"--web.listen-address=127.0.0.1:{ports[name]}"] + flags
+            agents[name] = (start(command, ports[name]), Scraper(ports[name]))
+        for _, scraper in agents.values():
+            for _ in range(20):  # warm-up: caches, lazily opened files, allocator arenas
+                scraper.scrape()
+        cpu = cpu_per_scrape(agents, args.scrapes, args.rounds)
+        time.sleep(1)  # between scrapes, as under Prometheus' interval: what the agent holds at rest
+        rss = {name: rss_bytes(process.pid) for name, (process, _) in agents.items()}
+        results = {}
+        for name, (_, scraper) in agents.items():
+            p50, p99 = latencies(ports[name], args.concurrency, args.per_scraper)
+            results[name] = {"cpu": cpu[name], "rss": rss[name], "p50": p50, "p99": p99,
+                             "gzip_bytes": len(scraper.scrape())}
+    finally:
+        for process, _ in agents.values():
+            process.terminate()
+            process.wait()
 
     vigil, reference = results["vigil"], results["node_exporter"]
     rows = [

@@ -311,25 +311,33 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.write(self.wrapOutboundOut(.head(response)), promise: nil)
         let sender = ExpositionSender(output, gzip: gzip && head.method != .HEAD, scraper: self.routes.scraper)
         let loop = context.eventLoop.assumeIsolated()
+        // An output held whole in memory goes out at once; a streamed one is written chunk by chunk as the
+        // socket takes it.
+        let paced = output.isStreamed
         func sendNext() {
-            guard head.method != .HEAD, let chunk = sender.nextChunk(context.channel.allocator) else {
-                let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-                finished()
-                if !keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+            while head.method != .HEAD, let chunk = sender.nextChunk(context.channel.allocator) {
+                guard paced else {
+                    context.write(self.wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                    continue
+                }
+                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(chunk)))).assumeIsolated()
+                    .whenComplete { result in
+                        switch result {
+                        case .success:
+                            // Through the loop, not recursively: other connections get their turn between
+                            // chunks.
+                            loop.execute { sendNext() }
+                        case .failure:
+                            // The scraper went away; what is left is dropped.
+                            finished()
+                            context.close(promise: nil)
+                        }
+                    }
                 return
             }
-            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(chunk)))).assumeIsolated().whenComplete {
-                result in
-                switch result {
-                case .success:
-                    // Through the loop, not recursively: other connections get their turn between chunks.
-                    loop.execute { sendNext() }
-                case .failure:
-                    // The scraper went away; what is left is dropped.
-                    finished()
-                    context.close(promise: nil)
-                }
-            }
+            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+            finished()
+            if !keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
         }
         sendNext()
     }
@@ -359,8 +367,9 @@ private final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 }
 
-/// Cuts a scrape's exposition into the chunks of a response body: the collectors' buffers in turn,
-/// streamed families written a chunk at a time, all compressed as one gzip member when asked.
+/// Cuts a scrape's exposition into the chunks of a response body: each collector's buffer as it is,
+/// streamed families written a chunk at a time; with gzip, all of it compressed as one stream into
+/// chunks of about the same size.
 private final class ExpositionSender {
     /// Text per chunk: big enough that the writes cost little, small enough that a chunk and the
     /// `ByteBuffer` it is copied into (rounded up to a power of two) stay on malloc's heap, below the
@@ -368,6 +377,7 @@ private final class ExpositionSender {
     static let chunkSize = 64 << 10
 
     private var parts: ArraySlice<Scraper.Output.Part>
+    /// Where streamed families are written, a chunk at a time.
     private var writer: MetricWriter
     private let gzip: Gzip.Stream?
     private var compressed: [UInt8] = []
@@ -390,26 +400,38 @@ private final class ExpositionSender {
     /// The next chunk of the body, or nil when all has been given.
     func nextChunk(_ allocator: ByteBufferAllocator) -> ByteBuffer? {
         guard !self.finished else { return nil }
-        self.writer.removeAll()
-        while self.writer.count < Self.chunkSize, let part = self.parts.first {
-            switch part {
-            case .bytes(let bytes):
-                self.writer.append(contentsOf: bytes)
-                self.parts.removeFirst()
-                self.scraper.recycle(bytes)
-            case .streamed(var families):
-                let done = families.write(into: &self.writer, until: Self.chunkSize)
-                self.parts[self.parts.startIndex] = .streamed(families)
-                if done { self.parts.removeFirst() }
-            }
-        }
-        self.finished = self.parts.isEmpty
         guard let gzip = self.gzip else {
-            return self.writer.count == 0 ? nil : allocator.buffer(bytes: self.writer.bytes)
+            let chunk = self.withNextText { allocator.buffer(bytes: $0) }
+            self.finished = chunk == nil
+            return chunk
         }
         self.compressed.removeAll(keepingCapacity: true)
-        gzip.compress(self.writer.bytes, final: self.finished, appendingTo: &self.compressed)
+        while self.compressed.count < Self.chunkSize / 4 {
+            let compressed: Void? = self.withNextText { text in
+                gzip.compress(text, final: self.parts.isEmpty, appendingTo: &self.compressed)
+            }
+            if compressed == nil { break }
+        }
+        self.finished = self.parts.isEmpty
         return allocator.buffer(bytes: self.compressed)
+    }
+
+    /// Hands the next piece of text to `body`: a collector's buffer (given back to the scraper
+    /// afterwards), or a chunk of streamed families. Nil when all has been handed.
+    private func withNextText<T>(_ body: ([UInt8]) -> T) -> T? {
+        guard let part = self.parts.first else { return nil }
+        switch part {
+        case .bytes(let bytes):
+            self.parts.removeFirst()
+            defer { self.scraper.recycle(bytes) }
+            return body(bytes)
+        case .streamed(var families):
+            self.writer.removeAll()
+            let done = families.write(into: &self.writer, until: Self.chunkSize)
+            self.parts[self.parts.startIndex] = .streamed(families)
+            if done { self.parts.removeFirst() }
+            return body(self.writer.bytes)
+        }
     }
 }
 

@@ -68,8 +68,10 @@ public final class BlockingPool: @unchecked Sendable {
             startThread = self.threads - stuck < self.softLimit
         }
         if startThread { self.threads += 1 }
-        pthread_cond_signal(self.condition)
         pthread_mutex_unlock(self.mutex)
+        // Signalled after unlocking: a waiter woken while the lock is still held would only go back to
+        // sleep on the lock (two more futex calls and a context switch per hand-over).
+        pthread_cond_signal(self.condition)
         if startThread { self.startThread() }
     }
 
@@ -170,8 +172,9 @@ final class Rendezvous<T: Sendable>: @unchecked Sendable {
         pthread_mutex_lock(self.mutex)
         self.value = value
         self.done = true
-        pthread_cond_signal(self.condition)
         pthread_mutex_unlock(self.mutex)
+        // After unlocking, as in `submit`.
+        pthread_cond_signal(self.condition)
     }
 
     func wait(until deadline: ContinuousClock.Instant) -> T? {

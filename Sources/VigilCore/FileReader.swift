@@ -55,7 +55,7 @@ public final class FileReader: @unchecked Sendable {
     public func read(_ file: KeptOpenFile) throws(FileError) -> ArraySlice<UInt8> {
         let fd = try file.descriptor()
         do {
-            return try self.readAll(fd: fd, path: file.path)
+            return try self.readAll(fd: fd, path: file.path, longestLine: file.longestLine)
         } catch {
             file.reset()
             throw error
@@ -107,10 +107,13 @@ public final class FileReader: @unchecked Sendable {
         try self.readTrimmed(path).parseUInt64()
     }
 
-    private func readAll(fd: Int32, path: String) throws(FileError) -> ArraySlice<UInt8> {
+    /// - Parameter longestLine: for a `seq_file` of lines at most this long, a read that leaves room
+    ///   for another line in a page is the end (see ``KeptOpenFile/longestLine``).
+    private func readAll(fd: Int32, path: String, longestLine: Int? = nil) throws(FileError) -> ArraySlice<UInt8> {
         var total = 0
         while true {
-            if total == self.buffer.count {
+            // Every read asks for a page at least, so that a short one means what `longestLine` says.
+            if self.buffer.count - total < 4096 {
                 self.buffer.append(contentsOf: repeatElement(0, count: self.buffer.count))
             }
             let count = self.buffer.withUnsafeMutableBytes { raw in
@@ -122,6 +125,7 @@ public final class FileReader: @unchecked Sendable {
             }
             if count == 0 { break }
             total += count
+            if let longestLine, count <= 4096 - longestLine { break }
         }
         return self.buffer[0..<total]
     }
@@ -138,10 +142,16 @@ public final class FileReader: @unchecked Sendable {
 /// A host-wide file (`/proc/stat`, `/proc/meminfo`, …) whose descriptor stays open between scrapes.
 public final class KeptOpenFile: Sendable {
     public let path: String
+    /// For a `seq_file` of lines no longer than this: the kernel fills a read with whole lines up to
+    /// its buffer (a page at least), so a read that leaves room for another line has reached the end,
+    /// and the read that would return nothing is skipped. That read is not free: for
+    /// `/proc/net/udp` it walks the whole UDP hash table again.
+    let longestLine: Int?
     private let fd = Mutex<Int32>(-1)
 
-    public init(_ path: String) {
+    public init(_ path: String, longestLine: Int? = nil) {
         self.path = path
+        self.longestLine = longestLine
     }
 
     deinit {

@@ -39,8 +39,8 @@ final class ScrapeWatchdog: @unchecked Sendable {
             self.started = true
             self.startThread()
         }
-        if wake { pthread_cond_signal(self.condition) }
         pthread_mutex_unlock(self.mutex)
+        if wake { pthread_cond_signal(self.condition) }
     }
 
     private func startThread() {

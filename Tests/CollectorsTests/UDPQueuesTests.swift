@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 import VigilCore
 
@@ -61,9 +62,47 @@ import VigilCore
         #expect(sumUDPQueues([]) == UDPQueues())
     }
 
+    /// `/proc/net/udp` read through a kept-open descriptor that stops at the first read leaving room
+    /// for another line: with 300 sockets the file is many pages, and no socket is missed.
+    @Test func readsEveryPageOfALongSocketTable() throws {
+        var sockets: [Int32] = []
+        defer { for fd in sockets { close(fd) } }
+        var ports: [String] = []
+        for _ in 0..<300 {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try #require(fd >= 0)
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                    bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+                }
+            }
+            try #require(bound)
+            ports.append(":" + String(UInt16(bigEndian: address.sin_port), radix: 16, uppercase: true).leftPadded(to: 4))
+        }
+        let file = KeptOpenFile("/proc/net/udp", longestLine: 256)
+        let reader = FileReader()
+        for _ in 0..<2 {
+            let text = String(decoding: try reader.read(file), as: UTF8.self)
+            #expect(text.utf8.count > 300 * 128)
+            let local = Set(text.split(separator: "\n").dropFirst().compactMap { words($0).dropFirst().first?.suffix(5) })
+            #expect(ports.allSatisfy { local.contains(Substring($0)) })
+        }
+    }
+
     @Test func neitherFileMeansNoData() {
         #expect(throws: CollectorError.self) {
             try collect(UDPQueuesCollector.descriptor, roots: fixtureRoots("does-not-exist"))
         }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - self.count)) + self
     }
 }

@@ -449,7 +449,6 @@ private final class StatfsRun: @unchecked Sendable {
     /// stuck) are passed over.
     private func claim() -> (Int, StatfsCalls.Call)? {
         pthread_mutex_lock(self.mutex)
-        defer { pthread_mutex_unlock(self.mutex) }
         while !self.closed, self.next < self.states.count {
             let index = self.next
             self.next += 1
@@ -461,8 +460,11 @@ private final class StatfsRun: @unchecked Sendable {
             }
             self.states[index] = .running(call)
             self.running += 1
+            pthread_mutex_unlock(self.mutex)
             return (index, call)
         }
+        pthread_mutex_unlock(self.mutex)
+        // After unlocking: the collection, woken, takes the lock at once instead of sleeping on it.
         pthread_cond_signal(self.condition)
         return nil
     }
