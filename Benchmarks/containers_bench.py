@@ -8,7 +8,8 @@ container each, with containerd's state files, one network namespace per pod and
   (a) CPU per scrape of the whole agent (user + system of the process / scrapes), identity encoding,
       and the kernel's share of it;
   (b) the same with `Accept-Encoding: gzip`, as Prometheus scrapes;
-  (c) the collector's own collection time (node_scrape_collector_duration_seconds);
+  (c) the collector's own time (node_scrape_collector_duration_seconds): reading the cgroups; the text is
+      written while the response is sent, 64 KiB at a time, and counts in (a) and (b) only;
   (d) RSS growth against an empty tree: steady (VmRSS between scrapes) and peak (VmHWM);
   (e) exposition bytes (identity and gzip) and series;
 

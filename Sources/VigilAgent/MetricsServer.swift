@@ -380,14 +380,16 @@ private final class ExpositionSender {
     /// Where streamed families are written, a chunk at a time.
     private var writer: MetricWriter
     private let gzip: Gzip.Stream?
-    private var compressed: [UInt8] = []
+    private var compressed: [UInt8]
     private let scraper: Scraper
     private var finished = false
 
     init(_ output: Scraper.Output, gzip: Bool, scraper: Scraper) {
         self.parts = output.parts[...]
+        // Both buffers come from the scraper's pool and go back to it.
         self.writer = MetricWriter(format: output.format, reusing: scraper.takeBuffer())
         self.gzip = gzip ? Gzip.Stream() : nil
+        self.compressed = gzip ? scraper.takeBuffer() : []
         self.scraper = scraper
     }
 

@@ -291,7 +291,11 @@ public final class Scraper: Sendable {
         }
         var parts: [Output.Part] = []
         for outcome in outcomes {
-            if !outcome.bytes.isEmpty { parts.append(.bytes(outcome.bytes)) }
+            if outcome.bytes.isEmpty {
+                self.recycle(outcome.bytes)
+            } else {
+                parts.append(.bytes(outcome.bytes))
+            }
             if let streamed = outcome.streamed { parts.append(.streamed(streamed)) }
         }
         var writer = MetricWriter(format: format, reusing: self.takeBuffer())
@@ -367,10 +371,8 @@ public final class Scraper: Sendable {
         }
     }
 
-    /// Returns every buffer of a scrape's output for reuse.
-    public func recycle(_ output: Output) {
-        for case .bytes(let bytes) in output.parts { self.recycle(bytes) }
-    }
+    /// How many buffers the pool holds (tests: every buffer taken is given back, and no more).
+    var pooledBuffers: Int { self.buffers.withLock { $0.count } }
 
     /// A buffer from the scraper's pool (give it back with ``recycle(_:)``): one of at least
     /// `minimumCapacity` bytes if the pool has one, so that a big output does not grow a small buffer.

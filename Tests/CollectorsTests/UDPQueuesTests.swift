@@ -82,14 +82,18 @@ import VigilCore
                 }
             }
             try #require(bound)
-            ports.append(":" + String(UInt16(bigEndian: address.sin_port), radix: 16, uppercase: true).leftPadded(to: 4))
+            ports.append(
+                ":" + String(UInt16(bigEndian: address.sin_port), radix: 16, uppercase: true).leftPadded(to: 4)
+            )
         }
         let file = KeptOpenFile("/proc/net/udp", longestLine: 256)
         let reader = FileReader()
         for _ in 0..<2 {
             let text = String(decoding: try reader.read(file), as: UTF8.self)
             #expect(text.utf8.count > 300 * 128)
-            let local = Set(text.split(separator: "\n").dropFirst().compactMap { words($0).dropFirst().first?.suffix(5) })
+            let local = Set(
+                text.split(separator: "\n").dropFirst().compactMap { words($0).dropFirst().first?.suffix(5) }
+            )
             #expect(ports.allSatisfy { local.contains(Substring($0)) })
         }
     }

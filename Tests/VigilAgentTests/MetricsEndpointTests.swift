@@ -1,8 +1,8 @@
 import Foundation
 import Testing
-import VigilCore
 
 @testable import VigilAgent
+@testable import VigilCore
 
 @Suite(.serialized) struct MetricsEndpointTests {
     @Test func servesTheExpositionWithHelpAndTypeForEveryFamily() async throws {
@@ -112,6 +112,29 @@ import VigilCore
                     return response.status == 200 && families.last?.name == "process_start_time_seconds"
                 }
             )
+        }
+    }
+
+    /// Each response gives back to the scraper's pool as many buffers as it took: the pool, which keeps
+    /// buffers of up to a megabyte, does not grow by one per scrape.
+    @Test func scrapesGiveBackTheBuffersTheyTake() async throws {
+        let tree = try ClonedContainers(clones: 100)
+        defer { tree.remove() }
+        let arguments = [
+            "--collector.containers", "--path.procfs=\(tree.base)/proc", "--path.sysfs=\(tree.base)/sys",
+            "--path.rootfs=\(tree.base)/root",
+        ]
+        try await withAgent(arguments) { agent in
+            for encoding in ["identity", "gzip"] {
+                var pooled: [Int] = []
+                for _ in 0..<20 {
+                    #expect(try await agent.get("/metrics", headers: ["Accept-Encoding": encoding]).status == 200)
+                    // The response's buffers go back once its last chunk is written, just after the client has it.
+                    try await Task.sleep(for: .milliseconds(50))
+                    pooled.append(agent.agent.scraper.pooledBuffers)
+                }
+                #expect(pooled.last == pooled[9], "\(encoding): \(pooled)")
+            }
         }
     }
 
