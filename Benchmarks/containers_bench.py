@@ -15,7 +15,8 @@ container each, with containerd's state files, one network namespace per pod and
 
 then the cost per container and the marginal cost per added container, whose constancy across sizes
 shows the cost is linear, and the issue's targets (CPU ≤ 20 ms per scrape and RSS growth ≤ 10 MB at
-1,000 containers, linear cost) marked met or missed.
+1,000 containers, cost linear: the marginal cost at 500→1,000 at most 1.25 times that at 100→500) marked
+met or missed.
 
 Each tree is measured in `--rounds` batches of `--scrapes` scrapes: the CPU figures are the median of
 the batches, with their spread. The machine the figures are taken on should be quiet; on a shared one
@@ -267,7 +268,9 @@ def main():
                   f"{last.series / sizes[-1]:.1f}; empty tree RSS {empty.rss / 1024:.1f} MB, peak "
                   f"{empty.hwm / 1024:.1f} MB")
             if sizes[-1] == 1000:
-                linear = marginal_low is None or 0.8 <= marginal_high / marginal_low <= 1.25
+                # Linear or better: an added container costs no more at 1,000 than at 100 (fixed costs
+                # spread over more containers make the later ones a little cheaper).
+                linear = marginal_low is None or marginal_high / marginal_low <= 1.25
                 verdicts.append(f"{layout}: (a) CPU {cpu_last * 1e3:.1f} ms ≤ 20 ms {verdict(cpu_last <= 0.020)}; "
                                 f"(b) gzip {median(last.cpu_gzip) * 1e3:.1f} ms ≤ 20 ms "
                                 f"{verdict(median(last.cpu_gzip) <= 0.020)}; "
