@@ -15,7 +15,7 @@ public enum Gzip {
 
     /// The output buffer ``compress(_:into:)`` starts with for `count` bytes of input (it grows the
     /// buffer when that is not enough): exposition text shrinks five- to tenfold.
-    public static func initialCapacity(forInput count: Int) -> Int { count / 4 + 1024 }
+    static func initialCapacity(forInput count: Int) -> Int { count / 4 + 1024 }
 
     /// Compresses the concatenation of `parts` into one gzip member in `output` (replacing its contents,
     /// reusing its storage), without joining the parts first.

@@ -104,12 +104,6 @@ public struct MetricWriter {
         return self.streamed
     }
 
-    /// Makes room for `count` more bytes at once (a collector that knows its output is large: growing
-    /// the buffer by doubling would copy it several times).
-    public mutating func reserveCapacity(_ count: Int) {
-        self.storage.reserveCapacity(self.storage.count + count)
-    }
-
     /// Appends bytes that are already valid exposition text (another writer's output).
     public mutating func append(contentsOf other: [UInt8]) {
         self.storage.append(contentsOf: other)

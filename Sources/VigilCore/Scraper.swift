@@ -374,15 +374,9 @@ public final class Scraper: Sendable {
     /// How many buffers the pool holds (tests: every buffer taken is given back, and no more).
     var pooledBuffers: Int { self.buffers.withLock { $0.count } }
 
-    /// A buffer from the scraper's pool (give it back with ``recycle(_:)``): one of at least
-    /// `minimumCapacity` bytes if the pool has one, so that a big output does not grow a small buffer.
-    public func takeBuffer(minimumCapacity: Int = 0) -> [UInt8] {
-        self.buffers.withLock { buffers in
-            guard let index = buffers.lastIndex(where: { $0.capacity >= minimumCapacity }) else {
-                return buffers.popLast() ?? []
-            }
-            return buffers.remove(at: index)
-        }
+    /// A buffer from the scraper's pool (give it back with ``recycle(_:)``).
+    public func takeBuffer() -> [UInt8] {
+        self.buffers.withLock { $0.popLast() ?? [] }
     }
 }
 

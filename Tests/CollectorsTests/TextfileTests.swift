@@ -156,13 +156,11 @@ extension String {
         let tree = try TemporaryTree(files: [
             "load.prom": "# HELP node_load1 Not the real load.\n# TYPE node_load1 gauge\nnode_load1 99\nown_metric 1\n"
         ])
-        var settings = Settings(
-            specs: [TextfileCollector.descriptor.enableOption] + TextfileCollector.descriptor.options
-        )
-        settings.set("collector.textfile.directory", .strings([tree.path]), origin: .commandLine)
         let roots = fixtureRoots("debian12")
-        let textfile = try TextfileCollector.descriptor.make(
-            CollectorSetup(settings: settings, paths: roots, logger: Logger(label: "test"))
+        let textfile = try makeCollector(
+            TextfileCollector.descriptor,
+            roots: roots,
+            settings: ["collector.textfile.directory": .strings([tree.path])]
         )
         let loadavg = try makeCollector(LoadavgCollector.descriptor, roots: roots)
         let scraper = Scraper(
@@ -185,13 +183,11 @@ extension String {
         let tree = try TemporaryTree(files: [
             "usage.prom": "# TYPE container_memory_usage_bytes gauge\ncontainer_memory_usage_bytes 1\nown_metric 1\n"
         ])
-        var settings = Settings(
-            specs: [TextfileCollector.descriptor.enableOption] + TextfileCollector.descriptor.options
-        )
-        settings.set("collector.textfile.directory", .strings([tree.path]), origin: .commandLine)
         let roots = fixtureRoots("cgroup-v2")
-        let textfile = try TextfileCollector.descriptor.make(
-            CollectorSetup(settings: settings, paths: roots, logger: Logger(label: "test"))
+        let textfile = try makeCollector(
+            TextfileCollector.descriptor,
+            roots: roots,
+            settings: ["collector.textfile.directory": .strings([tree.path])]
         )
         let scraper = Scraper(
             entries: [
