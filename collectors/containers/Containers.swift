@@ -274,6 +274,7 @@ final class ContainersState: Sendable {
     let devices = BlockDeviceNames()
     private let files: Mutex<CgroupFiles?>
     private let absent = Mutex<(files: Set<String>, since: ContinuousClock.Instant)>(([], .now))
+
     init(keptDirectories: Int) {
         self.files = Mutex(CgroupFiles(budget: keptDirectories))
     }
