@@ -17,7 +17,6 @@ import argparse
 import http.client
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
