@@ -128,7 +128,8 @@ final class MetricsServer: Service {
         } onCancelOrGracefulShutdown: {
             for channel in listeners { channel.close(promise: nil) }
         }
-        // Let scrapes in flight finish (they are bounded by the collector timeout).
+        // Let scrapes in flight finish, for 5 s at most: their collectors are bounded by the collector
+        // timeout, but a streamed response goes only as fast as its scraper reads.
         var waited = 0
         while self.limiter.current > 0 && waited < 100 {
             try? await Task.sleep(for: .milliseconds(50))
