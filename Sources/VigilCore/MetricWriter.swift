@@ -128,6 +128,7 @@ public struct MetricWriter {
 
     // One overload per number of labels rather than a parameter pack: a pack's tuple element types are
     // looked up at run time even in specialised code, which cost a locked metadata lookup per sample.
+    // Only the counts some collector uses exist (0–7, 9 and 12).
 
     /// Writes one sample of the current family (or, with `suffix`, of its `_bucket`/`_sum`/`_count`).
     @inlinable
@@ -279,40 +280,6 @@ public struct MetricWriter {
         E: LabelValue,
         F: LabelValue,
         G: LabelValue,
-        H: LabelValue
-    >(
-        suffix: StaticString = "",
-        _ value: Double,
-        _ l0: (StaticString, A),
-        _ l1: (StaticString, B),
-        _ l2: (StaticString, C),
-        _ l3: (StaticString, D),
-        _ l4: (StaticString, E),
-        _ l5: (StaticString, F),
-        _ l6: (StaticString, G),
-        _ l7: (StaticString, H)
-    ) {
-        self.beginSample(suffix)
-        self.appendLabel(l0, first: true)
-        self.appendLabel(l1, first: false)
-        self.appendLabel(l2, first: false)
-        self.appendLabel(l3, first: false)
-        self.appendLabel(l4, first: false)
-        self.appendLabel(l5, first: false)
-        self.appendLabel(l6, first: false)
-        self.appendLabel(l7, first: false)
-        self.endSample(value, labelled: true)
-    }
-
-    @inlinable
-    public mutating func sample<
-        A: LabelValue,
-        B: LabelValue,
-        C: LabelValue,
-        D: LabelValue,
-        E: LabelValue,
-        F: LabelValue,
-        G: LabelValue,
         H: LabelValue,
         I: LabelValue
     >(
@@ -338,89 +305,6 @@ public struct MetricWriter {
         self.appendLabel(l6, first: false)
         self.appendLabel(l7, first: false)
         self.appendLabel(l8, first: false)
-        self.endSample(value, labelled: true)
-    }
-
-    @inlinable
-    public mutating func sample<
-        A: LabelValue,
-        B: LabelValue,
-        C: LabelValue,
-        D: LabelValue,
-        E: LabelValue,
-        F: LabelValue,
-        G: LabelValue,
-        H: LabelValue,
-        I: LabelValue,
-        J: LabelValue
-    >(
-        suffix: StaticString = "",
-        _ value: Double,
-        _ l0: (StaticString, A),
-        _ l1: (StaticString, B),
-        _ l2: (StaticString, C),
-        _ l3: (StaticString, D),
-        _ l4: (StaticString, E),
-        _ l5: (StaticString, F),
-        _ l6: (StaticString, G),
-        _ l7: (StaticString, H),
-        _ l8: (StaticString, I),
-        _ l9: (StaticString, J)
-    ) {
-        self.beginSample(suffix)
-        self.appendLabel(l0, first: true)
-        self.appendLabel(l1, first: false)
-        self.appendLabel(l2, first: false)
-        self.appendLabel(l3, first: false)
-        self.appendLabel(l4, first: false)
-        self.appendLabel(l5, first: false)
-        self.appendLabel(l6, first: false)
-        self.appendLabel(l7, first: false)
-        self.appendLabel(l8, first: false)
-        self.appendLabel(l9, first: false)
-        self.endSample(value, labelled: true)
-    }
-
-    @inlinable
-    public mutating func sample<
-        A: LabelValue,
-        B: LabelValue,
-        C: LabelValue,
-        D: LabelValue,
-        E: LabelValue,
-        F: LabelValue,
-        G: LabelValue,
-        H: LabelValue,
-        I: LabelValue,
-        J: LabelValue,
-        K: LabelValue
-    >(
-        suffix: StaticString = "",
-        _ value: Double,
-        _ l0: (StaticString, A),
-        _ l1: (StaticString, B),
-        _ l2: (StaticString, C),
-        _ l3: (StaticString, D),
-        _ l4: (StaticString, E),
-        _ l5: (StaticString, F),
-        _ l6: (StaticString, G),
-        _ l7: (StaticString, H),
-        _ l8: (StaticString, I),
-        _ l9: (StaticString, J),
-        _ l10: (StaticString, K)
-    ) {
-        self.beginSample(suffix)
-        self.appendLabel(l0, first: true)
-        self.appendLabel(l1, first: false)
-        self.appendLabel(l2, first: false)
-        self.appendLabel(l3, first: false)
-        self.appendLabel(l4, first: false)
-        self.appendLabel(l5, first: false)
-        self.appendLabel(l6, first: false)
-        self.appendLabel(l7, first: false)
-        self.appendLabel(l8, first: false)
-        self.appendLabel(l9, first: false)
-        self.appendLabel(l10, first: false)
         self.endSample(value, labelled: true)
     }
 
@@ -471,7 +355,7 @@ public struct MetricWriter {
     }
 
     /// Writes one sample whose first labels were rendered once for many samples (a container's `id`,
-    /// `name`, `image`…), followed by up to five more.
+    /// `name`, `image`…), followed by up to four more (the counts the collectors use).
     @inlinable
     public mutating func sample(_ value: Double, _ rendered: RenderedLabels) {
         self.beginSample("")
@@ -502,22 +386,6 @@ public struct MetricWriter {
     }
 
     @inlinable
-    public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue>(
-        _ value: Double,
-        _ rendered: RenderedLabels,
-        _ l0: (StaticString, A),
-        _ l1: (StaticString, B),
-        _ l2: (StaticString, C)
-    ) {
-        self.beginSample("")
-        self.appendRendered(rendered)
-        self.appendLabel(l0, first: rendered.bytes.isEmpty)
-        self.appendLabel(l1, first: false)
-        self.appendLabel(l2, first: false)
-        self.endSample(value, labelled: true)
-    }
-
-    @inlinable
     public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue, D: LabelValue>(
         _ value: Double,
         _ rendered: RenderedLabels,
@@ -532,26 +400,6 @@ public struct MetricWriter {
         self.appendLabel(l1, first: false)
         self.appendLabel(l2, first: false)
         self.appendLabel(l3, first: false)
-        self.endSample(value, labelled: true)
-    }
-
-    @inlinable
-    public mutating func sample<A: LabelValue, B: LabelValue, C: LabelValue, D: LabelValue, E: LabelValue>(
-        _ value: Double,
-        _ rendered: RenderedLabels,
-        _ l0: (StaticString, A),
-        _ l1: (StaticString, B),
-        _ l2: (StaticString, C),
-        _ l3: (StaticString, D),
-        _ l4: (StaticString, E)
-    ) {
-        self.beginSample("")
-        self.appendRendered(rendered)
-        self.appendLabel(l0, first: rendered.bytes.isEmpty)
-        self.appendLabel(l1, first: false)
-        self.appendLabel(l2, first: false)
-        self.appendLabel(l3, first: false)
-        self.appendLabel(l4, first: false)
         self.endSample(value, labelled: true)
     }
 
