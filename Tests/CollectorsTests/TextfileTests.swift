@@ -150,27 +150,42 @@ extension String {
         #expect(collected[family: "node_textfile_mtime_seconds"]?.samples.count == 2)
     }
 
-    /// A textfile family with the name of another collector's family would make the family appear
-    /// twice in the scrape: the scraper drops it from the textfile output and reports textfile failed.
-    @Test func cannotRedefineAnotherCollectorsFamily() async throws {
-        let tree = try TemporaryTree(files: [
-            "load.prom": "# HELP node_load1 Not the real load.\n# TYPE node_load1 gauge\nnode_load1 99\nown_metric 1\n"
-        ])
-        let roots = fixtureRoots("debian12")
+    /// One scrape of the textfile collector reading `file` beside `other`, on the fixture tree `tree`.
+    private func scrapeTextfile(
+        _ file: (name: String, text: String),
+        beside other: (name: String, collector: any Collector),
+        on tree: String
+    ) async throws -> (output: Scraper.Output, families: [ParsedFamily]) {
+        let directory = try TemporaryTree(files: [file.name: file.text])
+        let roots = fixtureRoots(tree)
         let textfile = try makeCollector(
             TextfileCollector.descriptor,
             roots: roots,
-            settings: ["collector.textfile.directory": .strings([tree.path])]
+            settings: ["collector.textfile.directory": .strings([directory.path])]
         )
-        let loadavg = try makeCollector(LoadavgCollector.descriptor, roots: roots)
         let scraper = Scraper(
-            entries: [.init(name: "textfile", collector: textfile), .init(name: "loadavg", collector: loadavg)],
-            knownNames: ["textfile", "loadavg"],
+            entries: [
+                .init(name: "textfile", collector: textfile), .init(name: other.name, collector: other.collector),
+            ],
+            knownNames: ["textfile", other.name],
             paths: roots,
             logger: Logger(label: "test")
         )
         let output = await scraper.scrape(format: .text)
-        let families = try parseExposition(output.bytes[...])
+        return (output, try parseExposition(output.bytes[...]))
+    }
+
+    /// A textfile family with the name of another collector's family would make the family appear
+    /// twice in the scrape: the scraper drops it from the textfile output and reports textfile failed.
+    @Test func cannotRedefineAnotherCollectorsFamily() async throws {
+        let (output, families) = try await self.scrapeTextfile(
+            (
+                "load.prom",
+                "# HELP node_load1 Not the real load.\n# TYPE node_load1 gauge\nnode_load1 99\nown_metric 1\n"
+            ),
+            beside: ("loadavg", try makeCollector(LoadavgCollector.descriptor, roots: fixtureRoots("debian12"))),
+            on: "debian12"
+        )
         #expect(families.filter { $0.name == "node_load1" }.count == 1)
         #expect(families.first { $0.name == "node_load1" }?.help == "1m load average.")
         #expect(families.contains { $0.name == "own_metric" })
@@ -180,27 +195,12 @@ extension String {
 
     /// The same for a family written while the response is sent (the containers collector's).
     @Test func cannotRedefineAFamilyWrittenWhileSending() async throws {
-        let tree = try TemporaryTree(files: [
-            "usage.prom": "# TYPE container_memory_usage_bytes gauge\ncontainer_memory_usage_bytes 1\nown_metric 1\n"
-        ])
-        let roots = fixtureRoots("cgroup-v2")
-        let textfile = try makeCollector(
-            TextfileCollector.descriptor,
-            roots: roots,
-            settings: ["collector.textfile.directory": .strings([tree.path])]
+        let (output, families) = try await self.scrapeTextfile(
+            ("usage.prom", "# TYPE container_memory_usage_bytes gauge\ncontainer_memory_usage_bytes 1\nown_metric 1\n"),
+            beside: ("containers", ContainersCollector(all: false)),
+            on: "cgroup-v2"
         )
-        let scraper = Scraper(
-            entries: [
-                .init(name: "textfile", collector: textfile),
-                .init(name: "containers", collector: ContainersCollector(all: false)),
-            ],
-            knownNames: ["textfile", "containers"],
-            paths: roots,
-            logger: Logger(label: "test")
-        )
-        let output = await scraper.scrape(format: .text)
         #expect(output.isStreamed)
-        let families = try parseExposition(output.bytes[...])
         #expect(families.filter { $0.name == "container_memory_usage_bytes" }.count == 1)
         #expect(families.first { $0.name == "container_memory_usage_bytes" }?.samples.count ?? 0 > 1)
         #expect(families.contains { $0.name == "own_metric" })

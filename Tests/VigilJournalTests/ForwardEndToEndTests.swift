@@ -11,14 +11,22 @@ import VigilForwardTestSupport
 @Suite struct ForwardEndToEndTests {
     /// A forward output towards `receiver`, retrying fast so that tests do not wait long.
     private func output(_ receiver: ForwardReceiver) throws -> ForwardOutput {
+        try self.output(targets: [.init(host: "127.0.0.1", port: receiver.port)])
+    }
+
+    /// A forward output towards `targets`, retrying fast so that tests do not wait long.
+    private func output(
+        targets: [ForwardConfiguration.Target],
+        recoverWait: Duration = .milliseconds(200)
+    ) throws -> ForwardOutput {
         try ForwardOutput(
             configuration: ForwardConfiguration(
-                targets: [.init(host: "127.0.0.1", port: receiver.port)],
+                targets: targets,
                 ackTimeout: .seconds(5),
                 connectTimeout: .seconds(2),
                 heartbeatInterval: .milliseconds(100),
                 hardTimeout: .seconds(1),
-                recoverWait: .milliseconds(200),
+                recoverWait: recoverWait,
                 retryWait: .milliseconds(100),
                 maxRetryWait: .milliseconds(400)
             ),
@@ -137,21 +145,12 @@ extension ForwardEndToEndTests {
                 let primary = try await ForwardReceiver.start()
                 let standby = try await ForwardReceiver.start()
                 let run = "r\(UInt32.random(in: 0...UInt32.max))"
-                let output = try ForwardOutput(
-                    configuration: ForwardConfiguration(
-                        targets: [
-                            .init(host: "127.0.0.1", port: primary.port, name: "primary"),
-                            .init(host: "127.0.0.1", port: standby.port, name: "standby", standby: true),
-                        ],
-                        ackTimeout: .seconds(5),
-                        connectTimeout: .seconds(2),
-                        heartbeatInterval: .milliseconds(100),
-                        hardTimeout: .seconds(1),
-                        recoverWait: .milliseconds(500),
-                        retryWait: .milliseconds(100),
-                        maxRetryWait: .milliseconds(400)
-                    ),
-                    logger: testLogger
+                let output = try self.output(
+                    targets: [
+                        .init(host: "127.0.0.1", port: primary.port, name: "primary"),
+                        .init(host: "127.0.0.1", port: standby.port, name: "standby", standby: true),
+                    ],
+                    recoverWait: .milliseconds(500)
                 )
                 let cursorFile = directory.file("journal.cursor")
                 let pipeline = try LogPipeline(
