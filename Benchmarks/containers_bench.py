@@ -44,6 +44,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cgroup_tree import (MOUNTINFO_HYBRID, MOUNTINFO_V2, Figures, container_id, oci_config,  # noqa: E402
                          write_containerd, write_host, write_process, write_v1_cgroup, write_v2_cgroup)
+from node_exporter_compare import cpu_seconds  # noqa: E402
 
 PORT = 21650
 
@@ -100,13 +101,6 @@ def generate(base, layout, containers):
             write_process(base, pid, netns, [("lo", index), ("eth0", index)])
 
 
-def process_cpu_seconds(pid):
-    """User and system CPU seconds of a process (all its threads)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks
-
-
 def status_kib(pid, key):
     return int(re.search(key + r":\s+(\d+)", open(f"/proc/{pid}/status").read()).group(1))
 
@@ -152,10 +146,10 @@ class Result:
 
 def batch(agent, port, scrapes, gzip):
     """CPU seconds per scrape over `scrapes` scrapes, the kernel's share, and the last body."""
-    user_before, system_before = process_cpu_seconds(agent.pid)
+    user_before, system_before = cpu_seconds(agent.pid)
     for _ in range(scrapes):
         body = scrape(port, gzip)
-    user_after, system_after = process_cpu_seconds(agent.pid)
+    user_after, system_after = cpu_seconds(agent.pid)
     total = user_after - user_before + system_after - system_before
     return total / scrapes, (system_after - system_before) / max(total, 1e-9), body
 

@@ -56,9 +56,10 @@ def scrape(port, path="/metrics"):
 
 
 def cpu_seconds(pid):
+    """User and system CPU seconds of a process (all its threads)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def rss_bytes(pid):
@@ -126,17 +127,19 @@ def start(command, port):
 
 
 def cpu_per_scrape(agents, scrapes, rounds):
-    """CPU seconds per scrape of each agent, their scrapes interleaved in `rounds` batches: the VM's
-    speed drifts by tens of percent over a minute, and both agents see the same drift."""
+    """User and system CPU seconds per scrape of each agent, their scrapes interleaved in `rounds`
+    batches: the VM's speed drifts by tens of percent over a minute, and both agents see the same drift."""
     batch = max(1, scrapes // rounds)
-    spent = {name: 0.0 for name in agents}
+    spent = {name: [0.0, 0.0] for name in agents}
     for _ in range(rounds):
         for name, (process, scraper) in agents.items():
-            before = cpu_seconds(process.pid)
+            user, system = cpu_seconds(process.pid)
             for _ in range(batch):
                 scraper.scrape()
-            spent[name] += cpu_seconds(process.pid) - before
-    return {name: total / (batch * rounds) for name, total in spent.items()}
+            user_after, system_after = cpu_seconds(process.pid)
+            spent[name][0] += user_after - user
+            spent[name][1] += system_after - system
+    return {name: (user / (batch * rounds), system / (batch * rounds)) for name, (user, system) in spent.items()}
 
 
 def latencies(port, concurrency, per_scraper):
@@ -194,8 +197,9 @@ def main():
         results = {}
         for name, (_, scraper) in agents.items():
             p50, p99 = latencies(ports[name], args.concurrency, args.per_scraper)
-            results[name] = {"cpu": cpu[name], "rss": rss[name], "p50": p50, "p99": p99,
-                             "gzip_bytes": len(scraper.scrape())}
+            user, system = cpu[name]
+            results[name] = {"cpu": user + system, "user": user, "system": system, "rss": rss[name],
+                             "p50": p50, "p99": p99, "gzip_bytes": len(scraper.scrape())}
     finally:
         for process, _ in agents.values():
             process.terminate()
@@ -204,6 +208,8 @@ def main():
     vigil, reference = results["vigil"], results["node_exporter"]
     rows = [
         ("CPU per scrape", "cpu", lambda v: f"{v * 1000:.3f} ms", "cpu"),
+        ("  of which user", "user", lambda v: f"{v * 1000:.3f} ms", None),
+        ("  of which system (kernel)", "system", lambda v: f"{v * 1000:.3f} ms", None),
         ("steady RSS", "rss", lambda v: f"{v / 1048576:.1f} MiB", "rss"),
         ("p50 latency (8 concurrent)", "p50", lambda v: f"{v * 1000:.2f} ms", None),
         ("p99 latency (8 concurrent)", "p99", lambda v: f"{v * 1000:.2f} ms", "p99"),
