@@ -16,6 +16,7 @@ private final class FakeStatfs: Sendable {
     let delay: Duration
     private let released = Atomic<Bool>(false)
     private let calls = Mutex<[String: Int]>([:])
+    private let threads = Mutex<[String: pthread_t]>([:])
     private let active = Atomic<Int>(0)
     private let mostActive = Atomic<Int>(0)
 
@@ -29,6 +30,7 @@ private final class FakeStatfs: Sendable {
 
     func call(_ path: String) -> StatfsResult {
         self.calls.withLock { $0[path, default: 0] += 1 }
+        self.threads.withLock { $0[path] = pthread_self() }
         let now = self.active.wrappingAdd(1, ordering: .relaxed).newValue
         _ = self.mostActive.max(now, ordering: .relaxed)
         defer { self.active.wrappingSubtract(1, ordering: .relaxed) }
@@ -42,16 +44,20 @@ private final class FakeStatfs: Sendable {
 
     func release() { self.released.store(true, ordering: .releasing) }
     func calls(of path: String) -> Int { self.calls.withLock { $0[path, default: 0] } }
+    /// The thread that last measured `path`.
+    func thread(of path: String) -> pthread_t? { self.threads.withLock { $0[path] } }
     var totalCalls: Int { self.calls.withLock { $0.values.reduce(0, +) } }
     var mostConcurrent: Int { self.mostActive.load(ordering: .relaxed) }
 }
 
-/// The collector with its default filters and the given `statfs`.
+/// The collector with its default filters and the given `statfs`; by default every mount is measured
+/// on the pool, as a network file system is.
 private func filesystemCollector(
     _ fake: FakeStatfs,
     roots: PathRoots,
     mountTimeout: Duration = .seconds(5),
-    statWorkers: Int = 4
+    statWorkers: Int = 4,
+    measuredInline: Set<String> = []
 ) throws -> FilesystemCollector {
     let configured = try #require(
         try makeCollector(FilesystemCollector.descriptor, roots: roots) as? FilesystemCollector
@@ -61,6 +67,7 @@ private func filesystemCollector(
         fsTypes: configured.fsTypes,
         mountTimeout: mountTimeout,
         statWorkers: statWorkers,
+        measuredInline: measuredInline,
         statfs: fake.call
     )
 }
@@ -388,6 +395,53 @@ private func waitUntil(_ condition: () -> Bool) {
         #expect(measured >= 1 && measured < 11)
         #expect(collected.failures.count == 1)
         waitUntil { fake.totalCalls == measured }
+    }
+
+    @Test func measuresLocalFileSystemsInPlaceAndNetworkOnesOnThePool() throws {
+        let roots = fixtureRoots("mountinfo-odd")
+        let fake = FakeStatfs()
+        let collector = try filesystemCollector(
+            fake,
+            roots: roots,
+            measuredInline: FilesystemCollector.inMemoryStatfsTypes
+        )
+        let collected = try collect(collector, roots: roots)
+        #expect(collected[family: "node_filesystem_size_bytes"]?.samples.count == 11)
+        let caller = pthread_self()
+        for local in ["", "boot", "mnt/my disk", "var/lib/data", "tmp"] {
+            let thread = try #require(fake.thread(of: roots.root(local)))
+            #expect(pthread_equal(thread, caller) != 0, "\(local) (ext4, vfat, xfs, tmpfs)")
+        }
+        for remote in ["srv/nfs\ttab", "home/user/.cache/doc"] {
+            let thread = try #require(fake.thread(of: roots.root(remote)))
+            #expect(pthread_equal(thread, caller) == 0, "\(remote) (nfs4, fuse)")
+        }
+    }
+
+    @Test func aHungNetworkMountBesideLocalOnesCostsOnlyItsOwnSeries() throws {
+        let roots = fixtureRoots("mountinfo-odd")
+        let hung = roots.root("srv/nfs\ttab")
+        let fake = FakeStatfs(hanging: [hung])
+        defer { fake.release() }
+        let collector = try filesystemCollector(
+            fake,
+            roots: roots,
+            mountTimeout: .milliseconds(300),
+            measuredInline: FilesystemCollector.inMemoryStatfsTypes
+        )
+        let started = ContinuousClock.now
+        let collected = try collect(collector, roots: roots)
+        #expect(started.duration(to: .now) < .seconds(2))
+        #expect(
+            collected.value(
+                "node_filesystem_device_error",
+                ["mountpoint": "/srv/nfs\ttab", "device_error": "mountpoint timeout"]
+            ) == 1
+        )
+        #expect(collected[family: "node_filesystem_size_bytes"]?.samples.count == 10)
+        #expect(collected.value("node_filesystem_size_bytes", ["mountpoint": "/var/log", "device_error": ""]) == 8192)
+        fake.release()
+        waitUntil { collector.calls.paths(inFlightFor: .zero).isEmpty }
     }
 
     @Test func stripsTheRootfsPrefixFromMountPoints() throws {

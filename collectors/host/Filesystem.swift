@@ -17,6 +17,10 @@ import Musl
 /// not returned, the mount is stuck: later (and concurrent) scrapes report it the same way without
 /// calling `statfs` again. A hung mount therefore parks one thread, and no scrape waits for it longer
 /// than the mount timeout.
+///
+/// Local disk and memory file systems (``measuredInline``) are measured on the collector's own thread:
+/// the kernel answers their `statfs` from counters in memory, and the hand-over to a pool thread and
+/// back (two thread wake-ups) cost more than the calls.
 struct FilesystemCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "filesystem",
@@ -69,10 +73,18 @@ struct FilesystemCollector: Collector {
     /// How much earlier than the scrape deadline the collector stops waiting, to write its samples.
     static let deadlineMargin: Duration = .milliseconds(250)
 
+    /// File system types whose `statfs` neither waits for a network, a userspace daemon nor a disk.
+    /// (ZFS is not one: its `statfs` waits while a `zfs receive` or rollback holds the dataset.)
+    static let inMemoryStatfsTypes: Set<String> = [
+        "btrfs", "exfat", "ext2", "ext3", "ext4", "f2fs", "ramfs", "tmpfs", "vfat", "xfs",
+    ]
+
     let mountPoints: NameFilter
     let fsTypes: NameFilter
     let mountTimeout: Duration
     let statWorkers: Int
+    /// The file system types measured without a pool thread.
+    let measuredInline: Set<String>
     /// The `statfs` calls in flight, shared by all scrapes: never two at a time for one path.
     let calls = StatfsCalls()
     let statfs: @Sendable (String) -> StatfsResult
@@ -107,12 +119,14 @@ struct FilesystemCollector: Collector {
         fsTypes: NameFilter,
         mountTimeout: Duration,
         statWorkers: Int,
+        measuredInline: Set<String> = Self.inMemoryStatfsTypes,
         statfs: @escaping @Sendable (String) -> StatfsResult = systemStatfs
     ) {
         self.mountPoints = mountPoints
         self.fsTypes = fsTypes
         self.mountTimeout = mountTimeout
         self.statWorkers = statWorkers
+        self.measuredInline = measuredInline
         self.statfs = statfs
     }
 
@@ -159,16 +173,30 @@ struct FilesystemCollector: Collector {
         return selected
     }
 
-    /// Calls `statfs` for each mount on pool threads, at most `statWorkers` at a time, each until its own
-    /// deadline (the mount timeout, but never later than the scrape deadline allows).
+    /// Calls `statfs` for each mount: in place for the types measured inline, on pool threads for the
+    /// others, at most `statWorkers` at a time, each until its own deadline (the mount timeout, but never
+    /// later than the scrape deadline allows).
     func measure(_ mounts: [SelectedMount], context: ScrapeContext) -> [StatfsOutcome] {
-        guard !mounts.isEmpty else { return [] }
-        let run = StatfsRun(paths: mounts.map(\.statPath), statfs: self.statfs, calls: self.calls, pool: context.pool)
-        let outcomes = run.run(
-            workers: self.statWorkers,
-            timeout: self.mountTimeout,
-            limit: context.deadline - Self.deadlineMargin
-        )
+        let limit = context.deadline - Self.deadlineMargin
+        var outcomes = [StatfsOutcome](repeating: .notStarted, count: mounts.count)
+        var pooled: [Int] = []
+        for (index, mount) in mounts.enumerated() {
+            if !self.measuredInline.contains(mount.fsType) {
+                pooled.append(index)
+            } else if ContinuousClock.now < limit {
+                outcomes[index] = .measured(self.statfs(mount.statPath))
+            }
+        }
+        if !pooled.isEmpty {
+            let run = StatfsRun(
+                paths: pooled.map { mounts[$0].statPath },
+                statfs: self.statfs,
+                calls: self.calls,
+                pool: context.pool
+            )
+            let measured = run.run(workers: self.statWorkers, timeout: self.mountTimeout, limit: limit)
+            for (index, outcome) in zip(pooled, measured) { outcomes[index] = outcome }
+        }
         for (mount, outcome) in zip(mounts, outcomes) {
             switch outcome {
             case .timedOut:
