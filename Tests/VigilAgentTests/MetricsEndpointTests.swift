@@ -5,6 +5,21 @@ import Testing
 @testable import VigilCore
 
 @Suite(.serialized) struct MetricsEndpointTests {
+    @Test func countsTheAgentsOpenDescriptors() throws {
+        func reported() throws -> Double {
+            var writer = MetricWriter(format: .text)
+            ProcessMetrics().write(into: &writer)
+            let families = try parseExposition(writer.bytes[...])
+            return try #require(families.first { $0.name == "process_open_fds" }?.samples.first?.value)
+        }
+        let before = try reported()
+        #expect(before == Double(try FileSystem.entryCount(of: "/proc/self/fd") - 1))
+        let extra = (0..<64).map { _ in dup(0) }
+        defer { for fd in extra { close(fd) } }
+        #expect(extra.allSatisfy { $0 >= 0 })
+        #expect(try reported() == before + 64)
+    }
+
     @Test func servesTheExpositionWithHelpAndTypeForEveryFamily() async throws {
         try await withAgent([]) { agent in
             let response = try await agent.get("/metrics")
