@@ -3,6 +3,10 @@ import VigilCore
 
 @testable import Collectors
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite struct NetDevTests {
     @Test func collectsEveryDeviceOfARecordedHost() throws {
         let collected = try collect(NetDevCollector.descriptor, roots: fixtureRoots("debian12"))
@@ -108,6 +112,30 @@ import VigilCore
                 ]
             )
         }
+    }
+
+    @Test func keepsEachInterfacesNoHandlerFileOpenBetweenScrapes() throws {
+        let header = "Inter-|   Receive | Transmit\n face |bytes packets|bytes packets\n"
+        let tree = try TemporaryTree(files: [
+            "proc/net/dev": header + "  eth0: 1 2 3 4\n    lo: 5 6 7 8\n",
+            "sys/class/net/eth0/statistics/rx_nohandler": "5\n",
+        ])
+        let collector = try makeCollector(NetDevCollector.descriptor, roots: tree.roots)
+        func noHandler() throws -> Double? {
+            try collect(collector, roots: tree.roots).value("node_network_receive_nohandler_total", ["device": "eth0"])
+        }
+        #expect(try noHandler() == 5)
+        // Read again through the descriptor kept open: a new value, even once the path is gone.
+        try tree.write("sys/class/net/eth0/statistics/rx_nohandler", "9\n")
+        #expect(rename(tree.path + "/sys/class/net/eth0", tree.path + "/sys/class/net/eth0-old") == 0)
+        #expect(try noHandler() == 9)
+        // An interface that is no longer listed is let go; listed again, it is opened afresh.
+        try tree.write("proc/net/dev", header + "    lo: 5 6 7 8\n")
+        #expect(try noHandler() == nil)
+        try tree.write("proc/net/dev", header + "  eth0: 1 2 3 4\n    lo: 5 6 7 8\n")
+        #expect(try noHandler() == nil)
+        try tree.write("sys/class/net/eth0/statistics/rx_nohandler", "2\n")
+        #expect(try noHandler() == 2)
     }
 
     @Test func aMissingFileMeansNoData() {

@@ -271,19 +271,3 @@ func parseNetClassNumber(_ bytes: ArraySlice<UInt8>) -> Int64? {
     }
     return bytes.parseInt64()
 }
-
-/// The interfaces whose attribute files stay open, by name.
-private final class KeptInterfaces: Sendable {
-    let files = Mutex<[String: KeptOpenAttributes]>([:])
-
-    /// Forgets the interfaces not in `stillKept` (no longer listed, or gone), and keeps newly opened
-    /// ones while there is room.
-    func update(stillKept: [String], opened: [(name: String, files: KeptOpenAttributes)], capacity: Int) {
-        self.files.withLock { files in
-            if files.count != stillKept.count { files = files.filter { stillKept.contains($0.key) } }
-            for (name, opened) in opened where files.count < capacity && files[name] == nil {
-                files[name] = opened
-            }
-        }
-    }
-}

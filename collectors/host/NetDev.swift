@@ -1,3 +1,4 @@
+import Synchronization
 import VigilCore
 
 /// Interface counters from `/proc/net/dev` as `node_network_{receive,transmit}_<stat>_total{device}`.
@@ -37,11 +38,16 @@ struct NetDevCollector: Collector {
         )
     }
 
+    /// Interfaces whose `rx_nohandler` file stays open between scrapes (one descriptor each): opening
+    /// it through `/sys/class/net` costs the kernel several times the read. Others are opened per scrape.
+    static let keptInterfaces = 64
+
     let file: KeptOpenFile
     /// `/sys/class/net`, where each interface's `statistics/rx_nohandler` is.
     let interfaces: String
     let devices: NameFilter
     private let headers = LayoutCache<[Int]?>()
+    private let kept = KeptInterfaces()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let bytes = try context.reader.read(self.file)
@@ -72,17 +78,40 @@ struct NetDevCollector: Collector {
         into writer: inout MetricWriter,
         context: ScrapeContext
     ) {
+        let cached = self.kept.files.withLock { $0 }
+        var stillKept: [String] = []
+        var opened: [(name: String, files: KeptOpenAttributes)] = []
         var values: [(device: Int, value: UInt64)] = []
         for device in order {
-            let path = self.interfaces + "/" + table.names[device].string + "/statistics/rx_nohandler"
-            guard let value = try? context.reader.readAttribute(path).trimmed().parseUInt64() else { continue }
-            values.append((device, value))
+            let name = table.names[device].string
+            // A kept file whose interface has gone (and may have been created again) is opened afresh.
+            if let files = cached[name], let value = Self.noHandler(files, context: context) {
+                stillKept.append(name)
+                values.append((device, value))
+            } else if let files = try? KeptOpenAttributes(
+                noHandlerFile,
+                in: OpenDirectory(self.interfaces + "/" + name)
+            ),
+                let value = Self.noHandler(files, context: context)
+            {
+                opened.append((name, files))
+                values.append((device, value))
+            }
         }
+        self.kept.update(stillKept: stillKept, opened: opened, capacity: Self.keptInterfaces)
         guard !values.isEmpty else { return }
         writer.family(noHandlerFamily)
         for (device, value) in values { writer.sample(Double(value), ("device", table.names[device])) }
     }
+
+    /// The counter from an interface's open `rx_nohandler`; nil when it is missing (Linux before 4.6),
+    /// unreadable or the interface has gone (`ENODEV`).
+    private static func noHandler(_ files: KeptOpenAttributes, context: ScrapeContext) -> UInt64? {
+        (try? context.reader.readAttribute(0, of: files))??.trimmed().parseUInt64()
+    }
 }
+
+private let noHandlerFile = ["statistics/rx_nohandler"]
 
 private let noHandlerFamily = MetricFamily(
     "node_network_receive_nohandler_total",
