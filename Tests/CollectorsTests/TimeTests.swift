@@ -51,6 +51,29 @@ import Glibc
         #expect(collected.failures.count == 1)
     }
 
+    @Test func keepsTheClockSourceFilesOpenOnceAllCouldBeRead() throws {
+        let tree = try TemporaryTree(files: [
+            "devices/system/clocksource/clocksource0/available_clocksource": "tsc hpet \n",
+            "devices/system/clocksource/clocksource0/current_clocksource": "tsc\n",
+            "devices/system/clocksource/clocksource1/available_clocksource": "broken\n",
+        ])
+        let collector = try makeCollector(TimeCollector.descriptor, roots: PathRoots(sysfs: tree.path))
+        func current() throws -> (clocksource: String?, failures: Int) {
+            let collected = try collect(collector, roots: PathRoots(sysfs: tree.path))
+            let sample = collected[family: "node_time_clocksource_current_info"]?.samples.first
+            return (sample?[label: "clocksource"], collected.failures.count)
+        }
+        // A directory that cannot be read is reported on every scrape, not remembered as fine.
+        #expect(try current() == ("tsc", 1))
+        #expect(try current() == ("tsc", 1))
+        try tree.write("devices/system/clocksource/clocksource1/current_clocksource", "broken\n")
+        #expect(try current() == ("tsc", 0))
+        // Now read through the files kept open: a changed clock source shows, even once the path is gone.
+        try tree.write("devices/system/clocksource/clocksource0/current_clocksource", "hpet\n")
+        #expect(rename(tree.path + "/devices/system/clocksource", tree.path + "/devices/system/old") == 0)
+        #expect(try current() == ("hpet", 0))
+    }
+
     @Test func noClockSourcesStillGivesTheTime() throws {
         let collected = try collect(TimeCollector.descriptor, roots: fixtureRoots("hwmon-desktop"))
         #expect(collected.families.map(\.name) == ["node_time_seconds", "node_time_zone_offset_seconds"])

@@ -21,11 +21,7 @@ struct OSReleaseCollector: Collector {
         var release: OSRelease
     }
 
-    private let cache = CacheBox()
-
-    private final class CacheBox: Sendable {
-        let value = Mutex<Cached?>(nil)
-    }
+    private let cache = CollectorState<Cached?>(nil)
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let release = try self.currentRelease(context: context)

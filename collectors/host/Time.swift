@@ -1,3 +1,4 @@
+import Synchronization
 import VigilCore
 
 #if canImport(Glibc)
@@ -8,6 +9,10 @@ import Musl
 
 /// The system clock, the local time zone's offset, and the kernel's clock sources
 /// (`/sys/devices/system/clocksource/clocksource*/{available,current}_clocksource`).
+///
+/// The clock source directories are registered at boot and do not come and go: once all of them have
+/// been read, their files stay open and later scrapes only read them again. A read that fails lists
+/// and opens them afresh.
 struct TimeCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "time",
@@ -16,6 +21,8 @@ struct TimeCollector: Collector {
     ) { _ in
         TimeCollector()
     }
+
+    private let kept = CollectorState<[KeptOpenAttributes]?>(nil)
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         var now = timespec()
@@ -28,15 +35,7 @@ struct TimeCollector: Collector {
         writer.family(zoneOffsetFamily)
         writer.sample(Double(local.tm_gmtoff), ("time_zone", local.tm_zone.map { String(cString: $0) } ?? ""))
 
-        let directory = context.paths.sys("devices/system/clocksource")
-        var sources: [ClockSource] = []
-        for name in try FileSystem.sortedEntriesIfPresent(of: directory) where hasNumberedPrefix(name, "clocksource") {
-            do {
-                sources.append(try readClockSource(directory + "/" + name, reader: context.reader))
-            } catch {
-                context.recordFailure("\(directory)/\(name): \(error)")
-            }
-        }
+        let sources = try self.readClockSources(context: context)
         guard !sources.isEmpty else { return }
         // node_exporter's device label is the position among the clocksource directories.
         writer.family(availableFamily)
@@ -49,6 +48,31 @@ struct TimeCollector: Collector {
         for (device, source) in sources.enumerated() where !source.current.isEmpty {
             writer.sample(1, ("clocksource", source.current), ("device", device))
         }
+    }
+
+    private func readClockSources(context: ScrapeContext) throws -> [ClockSource] {
+        if let kept = self.kept.value.withLock({ $0 }),
+            let sources = try? kept.map({ files in try readClockSource(files, reader: context.reader) })
+        {
+            return sources
+        }
+        let directory = context.paths.sys("devices/system/clocksource")
+        var sources: [ClockSource] = []
+        var opened: [KeptOpenAttributes] = []
+        var complete = true
+        for name in try FileSystem.sortedEntriesIfPresent(of: directory) where hasNumberedPrefix(name, "clocksource") {
+            do {
+                let files = try KeptOpenAttributes(clockSourceFiles, in: OpenDirectory(directory + "/" + name))
+                sources.append(try readClockSource(files, reader: context.reader))
+                opened.append(files)
+            } catch {
+                complete = false
+                context.recordFailure("\(directory)/\(name): \(error)")
+            }
+        }
+        // Kept only when every directory could be read, so that a failure is reported on every scrape.
+        self.kept.value.withLock { $0 = complete && !opened.isEmpty ? opened : nil }
+        return sources
     }
 }
 
@@ -79,8 +103,16 @@ struct ClockSource: Equatable {
     var current: String
 }
 
-private func readClockSource(_ path: String, reader: FileReader) throws -> ClockSource {
-    let available = try reader.readAttribute(path + "/available_clocksource").fields.map(\.string)
-    let current = try reader.readTrimmed(path + "/current_clocksource").string
+private let clockSourceFiles = ["available_clocksource", "current_clocksource"]
+
+private func readClockSource(_ files: KeptOpenAttributes, reader: FileReader) throws -> ClockSource {
+    func read(_ index: Int) throws -> ArraySlice<UInt8> {
+        guard let bytes = try reader.readAttribute(index, of: files) else {
+            throw FileError(path: files.path + "/" + files.names[index], errno: ENOENT, operation: "open")
+        }
+        return bytes
+    }
+    let available = try read(0).fields.map(\.string)
+    let current = try read(1).trimmed().string
     return ClockSource(available: available, current: current)
 }
