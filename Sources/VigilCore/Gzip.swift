@@ -13,10 +13,6 @@ public enum Gzip {
         return output
     }
 
-    /// The output buffer ``compress(_:into:)`` starts with for `count` bytes of input (it grows the
-    /// buffer when that is not enough): exposition text shrinks five- to tenfold.
-    static func initialCapacity(forInput count: Int) -> Int { count / 4 + 1024 }
-
     /// Compresses the concatenation of `parts` into one gzip member in `output` (replacing its contents,
     /// reusing its storage), without joining the parts first.
     public static func compress(_ parts: [[UInt8]], into output: inout [UInt8]) {
@@ -99,12 +95,16 @@ public enum Gzip {
 
 private let deflaters = Mutex<[Deflater]>([])
 
-/// An igzip stream and its level-1 working buffer, reused between uses.
+/// An igzip stream, its level-1 working buffer and the buffer it compresses into, reused between uses.
 private final class Deflater: @unchecked Sendable {
     // @unchecked: used by one caller at a time (taken from and returned to the pool).
     private let stream = UnsafeMutablePointer<isal_zstream>.allocate(capacity: 1)
     private let levelBufferSize = Int(CIsal_level1BufferSize())
     private let levelBuffer: UnsafeMutablePointer<UInt8>
+    /// Compressed output is copied from here to the caller's array: growing that array for igzip to
+    /// write into would first fill it with zeros.
+    private static let scratchSize = 32 << 10
+    private let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: Deflater.scratchSize)
 
     init() {
         self.levelBuffer = .allocate(capacity: self.levelBufferSize)
@@ -113,6 +113,7 @@ private final class Deflater: @unchecked Sendable {
     deinit {
         self.stream.deallocate()
         self.levelBuffer.deallocate()
+        self.scratch.deallocate()
     }
 
     func begin() {
@@ -125,27 +126,17 @@ private final class Deflater: @unchecked Sendable {
     }
 
     func compress(_ input: [UInt8], final: Bool, appendingTo output: inout [UInt8]) {
-        // Grown below for anything that compresses worse (incompressible input even grows a little:
-        // stored blocks).
-        var written = output.count
-        var capacity = written + Gzip.initialCapacity(forInput: input.count)
-        output.append(contentsOf: repeatElement(0, count: capacity - written))
         self.stream.pointee.end_of_stream = final ? 1 : 0
         input.withUnsafeBufferPointer { source in
             self.stream.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
             self.stream.pointee.avail_in = UInt32(source.count)
             while true {
-                if written == capacity {
-                    capacity *= 2
-                    output.append(contentsOf: repeatElement(0, count: capacity - output.count))
-                }
-                written += output.withUnsafeMutableBufferPointer { destination in
-                    self.stream.pointee.next_out = destination.baseAddress! + written
-                    self.stream.pointee.avail_out = UInt32(capacity - written)
-                    let status = isal_deflate(self.stream)
-                    precondition(status == COMP_OK, "isal_deflate failed: \(status)")
-                    return capacity - written - Int(self.stream.pointee.avail_out)
-                }
+                self.stream.pointee.next_out = self.scratch
+                self.stream.pointee.avail_out = UInt32(Self.scratchSize)
+                let status = isal_deflate(self.stream)
+                precondition(status == COMP_OK, "isal_deflate failed: \(status)")
+                let produced = Self.scratchSize - Int(self.stream.pointee.avail_out)
+                output.append(contentsOf: UnsafeBufferPointer(start: self.scratch, count: produced))
                 let done =
                     final
                     ? self.stream.pointee.internal_state.state == ZSTATE_END
@@ -153,6 +144,5 @@ private final class Deflater: @unchecked Sendable {
                 if done { break }
             }
         }
-        output.removeSubrange(written...)
     }
 }
