@@ -33,6 +33,7 @@ struct ProcessMetrics: MetricSource {
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }()
     private let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+    private let statm = KeptOpenFile("/proc/self/statm")
 
     func write(into writer: inout MetricWriter) {
         var usage = rusage()
@@ -46,7 +47,7 @@ struct ProcessMetrics: MetricSource {
             type: .counter
         )
         writer.sample(cpu)
-        if let statm = try? FileReader(capacity: 256).read("/proc/self/statm") {
+        if let statm = try? FileReader(capacity: 256).read(self.statm) {
             var fields = statm.fields
             let size = fields.next()?.parseUInt64()
             let resident = fields.next()?.parseUInt64()

@@ -6,9 +6,10 @@ import Testing
 
 @Suite(.serialized) struct MetricsEndpointTests {
     @Test func countsTheAgentsOpenDescriptors() throws {
+        let metrics = ProcessMetrics()
         func reported() throws -> Double {
             var writer = MetricWriter(format: .text)
-            ProcessMetrics().write(into: &writer)
+            metrics.write(into: &writer)
             let families = try parseExposition(writer.bytes[...])
             return try #require(families.first { $0.name == "process_open_fds" }?.samples.first?.value)
         }
