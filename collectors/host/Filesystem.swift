@@ -73,11 +73,10 @@ struct FilesystemCollector: Collector {
     /// How much earlier than the scrape deadline the collector stops waiting, to write its samples.
     static let deadlineMargin: Duration = .milliseconds(250)
 
-    /// File system types whose `statfs` neither waits for a network, a userspace daemon nor a disk.
-    /// (ZFS is not one: its `statfs` waits while a `zfs receive` or rollback holds the dataset.)
-    static let inMemoryStatfsTypes: Set<String> = [
-        "btrfs", "exfat", "ext2", "ext3", "ext4", "f2fs", "ramfs", "tmpfs", "vfat", "xfs",
-    ]
+    /// File system types whose `statfs` the kernel answers from counters it keeps in memory, waiting for
+    /// no network, daemon or disk. Not among them: FAT and exFAT (the first call counts free clusters on
+    /// the disk), btrfs (waits for chunk allocation), ZFS (waits while a `zfs receive` holds the dataset).
+    static let inMemoryStatfsTypes: Set<String> = ["ext2", "ext3", "ext4", "ramfs", "tmpfs", "xfs"]
 
     let mountPoints: NameFilter
     let fsTypes: NameFilter
