@@ -381,8 +381,8 @@ private final class ExpositionSender {
     /// Where streamed families are written, a chunk at a time.
     private var writer: MetricWriter
     private let gzip: Gzip.Stream?
-    /// With gzip: text gathered for one call into the compressor, which costs less than a call for
-    /// each collector's few kilobytes.
+    /// With gzip: collectors' text gathered for one call into the compressor, which costs less than a
+    /// call for each collector's few kilobytes.
     private var staged: [UInt8]
     private var compressed: [UInt8]
     private let scraper: Scraper
@@ -415,11 +415,16 @@ private final class ExpositionSender {
         }
         self.compressed.removeAll(keepingCapacity: true)
         while self.compressed.count < Self.chunkSize / 4 && !self.parts.isEmpty {
+            // Collectors' buffers are gathered first; a chunk of streamed families is big enough alone.
             self.staged.removeAll(keepingCapacity: true)
-            while self.staged.count < Self.chunkSize,
-                self.withNextText({ self.staged.append(contentsOf: $0) }) != nil
-            {}
-            gzip.compress(self.staged, final: self.parts.isEmpty, appendingTo: &self.compressed)
+            while self.staged.count < Self.chunkSize, case .bytes? = self.parts.first {
+                _ = self.withNextText { self.staged.append(contentsOf: $0) }
+            }
+            if self.staged.isEmpty {
+                _ = self.withNextText { gzip.compress($0, final: self.parts.isEmpty, appendingTo: &self.compressed) }
+            } else {
+                gzip.compress(self.staged, final: self.parts.isEmpty, appendingTo: &self.compressed)
+            }
         }
         self.finished = self.parts.isEmpty
         return allocator.buffer(bytes: self.compressed)
