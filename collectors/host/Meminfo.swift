@@ -2,7 +2,10 @@ import VigilCore
 
 /// Every field of `/proc/meminfo` as `node_memory_<Field>[_bytes]`, with node_exporter's names:
 /// `Active(anon)` becomes `Active_anon`, values in kB are multiplied by 1024 and get `_bytes`, page
-/// counts (`HugePages_Total`) keep their unit-less name.
+/// counts (`HugePages_Total`) keep their unit-less name. Lines of another form are skipped.
+///
+/// The file's keys come in the same order on every read: the families are worked out once for the
+/// file's shape (``NumberLayout``) and a scrape only checks the shape while picking out the numbers.
 struct MeminfoCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "meminfo",
@@ -13,53 +16,44 @@ struct MeminfoCollector: Collector {
     }
 
     let file: KeptOpenFile
-    private let families = FamilyCache()
+    private let layout = CurrentLayout()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let bytes = try context.reader.read(self.file)
-        var written = 0
-        for field in MeminfoFields(bytes) {
-            let family = self.families.family(for: field.key) { key in
-                let name = meminfoName(key, inKilobytes: field.inKilobytes)
-                guard isValidMetricName("node_memory_" + name) else { return nil }
-                return MetricFamily("node_memory_" + name, help: "Memory information field \(name).", type: .gauge)
+        let layout = self.layout.write([bytes], into: &writer, context: context, make: meminfoLayout)
+        guard !layout.hasNoFamilies else { throw CollectorError.failed("no fields in \(self.file.path)") }
+    }
+}
+
+/// The families of the numbers of a `/proc/meminfo` shape: the number of each `Key: value [kB]` line
+/// gets one (the first time its name comes up); any other number, none.
+func meminfoLayout(_ shape: NumberShape) -> NumberLayout {
+    var layout = NumberLayout(shape: shape)
+    var seen = Set<String>()
+    for line in (shape.files.first ?? []).lines {
+        let fields = Array(line.fields)
+        for (index, field) in fields.enumerated() where field.isShapeNumber {
+            var families: [NumberLayout.Family] = []
+            if index == 1, let key = fields.first, key.count > 1, key.last == UInt8(ascii: ":"),
+                fields.count == 2 || fields[2].equals("kB")
+            {
+                let inKilobytes = fields.count > 2
+                let name = meminfoName(key.dropLast(), inKilobytes: inKilobytes)
+                if isValidMetricName("node_memory_" + name), seen.insert(name).inserted {
+                    families.append(
+                        NumberLayout.Family(
+                            "node_memory_" + name,
+                            help: "Memory information field \(name).",
+                            type: .gauge,
+                            scale: inKilobytes ? 1024 : 1
+                        )
+                    )
+                }
             }
-            guard let family else { continue }
-            writer.family(family)
-            writer.sample(field.inKilobytes ? field.value * 1024 : field.value)
-            written += 1
+            layout.add(families)
         }
-        guard written > 0 else { throw CollectorError.failed("no fields in \(self.file.path)") }
     }
-}
-
-/// One `/proc/meminfo` line: the key as written (`Active(anon)`), its value, and whether it is in kB.
-struct MeminfoField {
-    var key: ArraySlice<UInt8>
-    var value: Double
-    var inKilobytes: Bool
-}
-
-/// The lines of `/proc/meminfo` that read `Key: value [kB]`; others are skipped.
-struct MeminfoFields: Sequence, IteratorProtocol {
-    private var lines: ByteSplitSequence
-
-    init(_ bytes: ArraySlice<UInt8>) {
-        self.lines = bytes.lines
-    }
-
-    mutating func next() -> MeminfoField? {
-        while let line = self.lines.next() {
-            var fields = line.fields
-            guard let key = fields.next(), key.count > 1, key.last == UInt8(ascii: ":"),
-                let value = fields.next()?.parseUInt64()
-            else { continue }
-            let unit = fields.next()
-            if let unit, !unit.equals("kB") { continue }
-            return MeminfoField(key: key.dropLast(), value: Double(value), inKilobytes: unit != nil)
-        }
-        return nil
-    }
+    return layout
 }
 
 /// node_exporter's name for a meminfo key: `Active(anon)` → `Active_anon`, plus `_bytes` for kB values.

@@ -40,6 +40,9 @@ struct NumberLayout: Sendable {
     /// How many numbers the layout knows.
     var numberCount: Int { self.starts.count - 1 }
 
+    /// Whether no number is the sample of a family.
+    var hasNoFamilies: Bool { self.all.isEmpty }
+
     /// The families the k-th number of the files (counted across files in order) is the sample of.
     func families(ofNumber index: Int) -> ArraySlice<Family> {
         self.all[self.starts[index]..<self.starts[index + 1]]
@@ -122,13 +125,14 @@ final class CurrentLayout: Sendable {
     private let layout = Mutex<NumberLayout?>(nil)
 
     /// Writes the samples of `files`, working out a new layout with `make` when their shape is not
-    /// the current layout's; records the layout's problems.
+    /// the current layout's; records the layout's problems. Returns the layout used.
+    @discardableResult
     func write(
         _ files: [ArraySlice<UInt8>],
         into writer: inout MetricWriter,
         context: ScrapeContext,
         make: (NumberShape) -> NumberLayout
-    ) {
+    ) -> NumberLayout {
         let current = self.layout.withLock { $0 }
         let layout: NumberLayout
         if let current, current.write(files, into: &writer) {
@@ -141,6 +145,7 @@ final class CurrentLayout: Sendable {
             _ = layout.write(files, into: &writer)
         }
         for problem in layout.problems { context.recordFailure(problem) }
+        return layout
     }
 }
 

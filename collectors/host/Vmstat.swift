@@ -50,8 +50,8 @@ final class VmstatCollector: Collector {
 
 /// The families of `/proc/vmstat`'s lines, remembered by line position: the kernel writes the same
 /// names in the same order on every read, so a scrape compares each line's name with the one seen at
-/// that position (no hashing or locking per line, unlike ``FamilyCache``: 200 lines of which a handful
-/// are written) and decides afresh only from where they differ.
+/// that position (no hashing per line: 200 lines of which a handful are written) and decides afresh
+/// only from where they differ.
 struct VmstatLayout {
     /// The names seen, one after the other; line `i`'s ends at `ends[i]`.
     private var names: [UInt8] = []
