@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import Testing
 import VigilCore
 
@@ -283,14 +282,7 @@ private final class TreeCopy {
     @Test func theFamiliesWrittenAPieceAtATimeAreTheWholeText() throws {
         let roots = fixtureRoots("cgroup-v2")
         var writer = MetricWriter(format: .text)
-        let context = ScrapeContext(
-            paths: roots,
-            reader: FileReader(),
-            deadline: .now + .seconds(10),
-            shared: ScrapeShared(),
-            logger: Logger(label: "test"),
-            pool: BlockingPool.shared
-        )
+        let context = scrapeContext(roots)
         try ContainersCollector(all: true).collect(into: &writer, context: context)
         let taken = writer.takeStreamed()
         let streamed = try #require(taken)

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import Testing
 import VigilCore
 
@@ -132,14 +131,7 @@ import VigilCore
 
     @Test func isReadOncePerScrapeAndFallsBackToSelf() throws {
         let roots = fixtureRoots("mountinfo-odd")
-        let context = ScrapeContext(
-            paths: roots,
-            reader: FileReader(),
-            deadline: .now + .seconds(5),
-            shared: ScrapeShared(),
-            logger: Logger(label: "test"),
-            pool: .shared
-        )
+        let context = scrapeContext(roots)
         let first = try context.mountinfo()
         #expect(first.count == 18)
         // The second caller gets the value of the first (same scrape), not a new read.

@@ -87,14 +87,7 @@ func collect(
     shared: ScrapeShared = ScrapeShared()
 ) throws -> Collected {
     var writer = MetricWriter(format: .text)
-    let context = ScrapeContext(
-        paths: roots,
-        reader: FileReader(),
-        deadline: .now + timeout,
-        shared: shared,
-        logger: Logger(label: "test"),
-        pool: BlockingPool.shared
-    )
+    let context = scrapeContext(roots, timeout: timeout, shared: shared)
     try collector.collect(into: &writer, context: context)
     // Families left to be written while sending come after the collector's bytes.
     writer.takeStreamed()?.writeAll(into: &writer)
@@ -103,4 +96,20 @@ func collect(
     // The same family twice would make the output invalid.
     #expect(Set(families.map(\.name)).count == families.count)
     return Collected(families: families, failures: context.failures, text: String(decoding: bytes, as: UTF8.self))
+}
+
+/// The context a collector gets in a scrape with the given deadline, logging to nowhere in particular.
+func scrapeContext(
+    _ roots: PathRoots,
+    timeout: Duration = .seconds(10),
+    shared: ScrapeShared = ScrapeShared()
+) -> ScrapeContext {
+    ScrapeContext(
+        paths: roots,
+        reader: FileReader(),
+        deadline: .now + timeout,
+        shared: shared,
+        logger: Logger(label: "test"),
+        pool: BlockingPool.shared
+    )
 }
