@@ -378,29 +378,25 @@ private final class ExpositionSender {
     static let chunkSize = 64 << 10
 
     private var parts: ArraySlice<Scraper.Output.Part>
-    /// Where streamed families are written, a chunk at a time.
+    /// Where streamed families are written, a chunk at a time; with gzip, also where collectors' buffers
+    /// are gathered for one call into the compressor, which costs less than a call for each.
     private var writer: MetricWriter
     private let gzip: Gzip.Stream?
-    /// With gzip: collectors' text gathered for one call into the compressor, which costs less than a
-    /// call for each collector's few kilobytes.
-    private var staged: [UInt8]
     private var compressed: [UInt8]
     private let scraper: Scraper
     private var finished = false
 
     init(_ output: Scraper.Output, gzip: Bool, scraper: Scraper) {
         self.parts = output.parts[...]
-        // The buffers come from the scraper's pool and go back to it.
+        // Both buffers come from the scraper's pool and go back to it.
         self.writer = MetricWriter(format: output.format, reusing: scraper.takeBuffer())
         self.gzip = gzip ? Gzip.Stream() : nil
-        self.staged = gzip ? scraper.takeBuffer() : []
         self.compressed = gzip ? scraper.takeBuffer() : []
         self.scraper = scraper
     }
 
     deinit {
         self.scraper.recycle(self.writer.takeBytes())
-        self.scraper.recycle(self.staged)
         self.scraper.recycle(self.compressed)
         for case .bytes(let bytes) in self.parts { self.scraper.recycle(bytes) }
     }
@@ -416,14 +412,14 @@ private final class ExpositionSender {
         self.compressed.removeAll(keepingCapacity: true)
         while self.compressed.count < Self.chunkSize / 4 && !self.parts.isEmpty {
             // Collectors' buffers are gathered first; a chunk of streamed families is big enough alone.
-            self.staged.removeAll(keepingCapacity: true)
-            while self.staged.count < Self.chunkSize, case .bytes? = self.parts.first {
-                _ = self.withNextText { self.staged.append(contentsOf: $0) }
+            self.writer.removeAll()
+            while self.writer.count < Self.chunkSize, case .bytes? = self.parts.first {
+                _ = self.withNextText { self.writer.append(contentsOf: $0) }
             }
-            if self.staged.isEmpty {
+            if self.writer.count == 0 {
                 _ = self.withNextText { gzip.compress($0, final: self.parts.isEmpty, appendingTo: &self.compressed) }
             } else {
-                gzip.compress(self.staged, final: self.parts.isEmpty, appendingTo: &self.compressed)
+                gzip.compress(self.writer.bytes, final: self.parts.isEmpty, appendingTo: &self.compressed)
             }
         }
         self.finished = self.parts.isEmpty
