@@ -66,7 +66,7 @@ let package = Package(
             dependencies: ["VigilAgent", "CMalloc"],
             // Segments aligned to 64 KiB, so that the kernel loads the binary at a 64 KiB boundary: its
             // fault-around maps code in 64 KiB runs, and the runs a scrape's code falls into are then the
-            // same on every start. A random 4 KiB alignment left up to 1.2 MiB more code resident.
+            // same on every start. With a random 4 KiB alignment, more code stayed resident on some starts.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "max-page-size=0x10000"])]
         ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
