@@ -4,6 +4,8 @@
 Prints, for each agent and as the ratio vigil / node_exporter:
   - CPU time per scrape: the process's user+system CPU delta over N sequential scrapes, divided by N; both
     agents run at once and their scrapes alternate in batches, so that both meet the same machine;
+  - thread sleeps per scrape over the same scrapes (voluntary context switches: each is a hand-over
+    between threads or a wait, and a wake-up that costs the kernel);
   - steady RSS one second after those scrapes (VmRSS);
   - p50 / p99 scrape latency under 8 concurrent scrapers.
 Scrapes are made the way Prometheus makes them: its Accept header, gzip accepted, one kept-alive
@@ -126,20 +128,38 @@ def start(command, port):
     return process
 
 
+def thread_sleeps(pid):
+    """How often the threads of a process have gone to sleep (voluntary context switches, summed over
+    the threads alive now)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass  # the thread has exited
+    return total
+
+
 def cpu_per_scrape(agents, scrapes, rounds):
-    """User and system CPU seconds per scrape of each agent, their scrapes interleaved in `rounds`
-    batches: the VM's speed drifts by tens of percent over a minute, and both agents see the same drift."""
+    """User and system CPU seconds and thread sleeps per scrape of each agent, their scrapes interleaved
+    in `rounds` batches: the VM's speed drifts by tens of percent over a minute, and both agents see the
+    same drift."""
     batch = max(1, scrapes // rounds)
-    spent = {name: [0.0, 0.0] for name in agents}
+    spent = {name: [0.0, 0.0, 0] for name in agents}
     for _ in range(rounds):
         for name, (process, scraper) in agents.items():
             user, system = cpu_seconds(process.pid)
+            sleeps = thread_sleeps(process.pid)
             for _ in range(batch):
                 scraper.scrape()
             user_after, system_after = cpu_seconds(process.pid)
             spent[name][0] += user_after - user
             spent[name][1] += system_after - system
-    return {name: (user / (batch * rounds), system / (batch * rounds)) for name, (user, system) in spent.items()}
+            spent[name][2] += thread_sleeps(process.pid) - sleeps
+    return {name: [total / (batch * rounds) for total in totals] for name, totals in spent.items()}
 
 
 def latencies(port, concurrency, per_scraper):
@@ -197,9 +217,9 @@ def main():
         results = {}
         for name, (_, scraper) in agents.items():
             p50, p99 = latencies(ports[name], args.concurrency, args.per_scraper)
-            user, system = cpu[name]
-            results[name] = {"cpu": user + system, "user": user, "system": system, "rss": rss[name],
-                             "p50": p50, "p99": p99, "gzip_bytes": len(scraper.scrape())}
+            user, system, sleeps = cpu[name]
+            results[name] = {"cpu": user + system, "user": user, "system": system, "sleeps": sleeps,
+                             "rss": rss[name], "p50": p50, "p99": p99, "gzip_bytes": len(scraper.scrape())}
     finally:
         for process, _ in agents.values():
             process.terminate()
@@ -210,6 +230,7 @@ def main():
         ("CPU per scrape", "cpu", lambda v: f"{v * 1000:.3f} ms", "cpu"),
         ("  of which user", "user", lambda v: f"{v * 1000:.3f} ms", None),
         ("  of which system (kernel)", "system", lambda v: f"{v * 1000:.3f} ms", None),
+        ("thread sleeps per scrape", "sleeps", lambda v: f"{v:.2f}", None),
         ("steady RSS", "rss", lambda v: f"{v / 1048576:.1f} MiB", "rss"),
         ("p50 latency (8 concurrent)", "p50", lambda v: f"{v * 1000:.2f} ms", None),
         ("p99 latency (8 concurrent)", "p99", lambda v: f"{v * 1000:.2f} ms", "p99"),
