@@ -126,6 +126,23 @@ public struct MetricWriter {
         self.storage.append(contentsOf: self.format == .text ? family.textHeader : family.openMetricsHeader)
     }
 
+    /// Writes a family whose only sample has no labels (a `/proc/meminfo` field): its header and
+    /// `name value`. The bytes are copied from the family without holding on to it, as statistics
+    /// files write hundreds of such families per scrape.
+    public mutating func family(_ family: MetricFamily, onlySample value: Double) {
+        // A sample written next without its own family would otherwise take this one's name.
+        self.name.removeAll(keepingCapacity: true)
+        if self.format == .text {
+            family.textHeader.withUnsafeBufferPointer { self.storage.append(contentsOf: $0) }
+        } else {
+            family.openMetricsHeader.withUnsafeBufferPointer { self.storage.append(contentsOf: $0) }
+        }
+        family.name.withUnsafeBufferPointer { self.storage.append(contentsOf: $0) }
+        self.storage.append(UInt8(ascii: " "))
+        appendFloat(value, to: &self.storage)
+        self.storage.append(UInt8(ascii: "\n"))
+    }
+
     // One overload per number of labels rather than a parameter pack: a pack's tuple element types are
     // looked up at run time even in specialised code, which cost a locked metadata lookup per sample.
     // Only the counts some collector uses exist (0–7, 9 and 12).

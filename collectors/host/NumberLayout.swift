@@ -1,13 +1,21 @@
 import Synchronization
 import VigilCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// What each number in a set of statistics files means, for files whose text stays the same between
-/// reads except for the numbers (`/proc/net/netstat`, `snmp`, `snmp6`; `sockstat`, `sockstat6`).
+/// reads except for the numbers (`/proc/net/netstat`, `snmp`, `snmp6`; `sockstat`, `sockstat6`;
+/// `/proc/meminfo`, `/proc/vmstat`).
 ///
 /// Working out the families (splitting header lines, building names, matching a fields regex,
 /// dropping duplicates across files) happens once, from the files' ``NumberShape`` (their text with
-/// the numbers blanked out). A scrape then walks the files once, checking that they still have that
-/// shape and writing each number as the sample of the families the layout gives it.
+/// the numbers blanked out). A scrape then checks that the files still have the text the layout was
+/// made from around their numbers (``NumberTemplate``) while picking the numbers out, and writes each
+/// as the sample of the families the layout gives it.
 struct NumberLayout: Sendable {
     /// A family with a single unlabelled sample: the number times `scale`.
     struct Family: Sendable {
@@ -22,8 +30,8 @@ struct NumberLayout: Sendable {
         var name: String { self.family.nameString }
     }
 
-    /// The shape the layout was made from.
-    private let shape: [UInt8]
+    /// The text of the files the layout was made from, around their numbers.
+    private let template: NumberTemplate
     /// The families of all numbers, number after number.
     private var all: [Family] = []
     /// Where each number's families start in `all` (and, one past the last number, where they end).
@@ -34,7 +42,7 @@ struct NumberLayout: Sendable {
 
     /// An empty layout for `shape`, for the maker to add the families of its numbers to.
     init(shape: NumberShape) {
-        self.shape = shape.bytes
+        self.template = shape.template
     }
 
     /// How many numbers the layout knows.
@@ -59,65 +67,116 @@ struct NumberLayout: Sendable {
         for field in line.fields where field.isShapeNumber { self.starts.append(self.all.count) }
     }
 
-    /// Writes the families of every number of `files` if the files still have the shape the layout
-    /// was made from; false, having written nothing, if they do not.
-    ///
-    /// One pass both checks the shape and picks out the values, so that an unchanged shape costs no
-    /// shape of its own.
+    /// Writes the families of every number of `files` if the files still have the text the layout was
+    /// made from around their numbers; false, having written nothing, if they do not.
     func write(_ files: [ArraySlice<UInt8>], into writer: inout MetricWriter) -> Bool {
-        var values: [(number: Int, value: Double)] = []
-        values.reserveCapacity(64)
-        var number = 0
-        let matches = self.shape.withUnsafeBufferPointer { shape in
-            var cursor = 0
-            for (index, file) in files.enumerated() {
-                if index > 0 {
-                    guard cursor < shape.count, shape[cursor] == 0 else { return false }
-                    cursor += 1
-                }
-                let complete = forEachField(of: file) { field, offset, endsLine in
-                    if isNumber(field) {
-                        guard cursor < shape.count, shape[cursor] == UInt8(ascii: "#"),
-                            number + 1 < self.starts.count
-                        else { return false }
-                        cursor += 1
-                        if self.starts[number] < self.starts[number + 1] {
-                            let start = file.startIndex + offset
-                            if let value = file[start..<start + field.count].parseDouble() {
-                                values.append((number, value))
-                            }
-                        }
-                        number += 1
-                    } else {
-                        guard cursor < shape.count else { return false }
-                        if field.first == UInt8(ascii: "#") {
-                            guard shape[cursor] == UInt8(ascii: "#") else { return false }
-                            cursor += 1
-                        }
-                        guard cursor + field.count <= shape.count else { return false }
-                        for byte in field {
-                            guard shape[cursor] == (byte == 0 ? UInt8(ascii: "?") : byte) else { return false }
-                            cursor += 1
-                        }
+        var values: [Double] = []
+        values.reserveCapacity(self.numberCount)
+        guard self.template.numbers(in: files, into: &values), values.count == self.numberCount else { return false }
+        // Borrowed, not copied: a copied family is three retains and releases, and there are hundreds.
+        self.all.withUnsafeBufferPointer { all in
+            self.starts.withUnsafeBufferPointer { starts in
+                for (number, value) in values.enumerated() {
+                    for index in starts[number]..<starts[number + 1] {
+                        writer.family(all[index].family, onlySample: value * all[index].scale)
                     }
-                    guard cursor < shape.count, shape[cursor] == (endsLine ? UInt8(ascii: "\n") : UInt8(ascii: " "))
-                    else { return false }
-                    cursor += 1
-                    return true
                 }
-                guard complete else { return false }
-            }
-            return cursor == shape.count
-        }
-        guard matches && number == self.numberCount else { return false }
-        for (number, value) in values {
-            for family in self.families(ofNumber: number) {
-                writer.family(family.family)
-                writer.sample(value * family.scale)
             }
         }
         return true
     }
+}
+
+/// The text of statistics files with every number field, and the blanks before it, cut out. A later
+/// read of the files has the same ``NumberShape`` when it has the same text around its numbers: a
+/// scrape compares that text a piece at a time (`memcmp`) rather than field by field.
+///
+/// The blanks before a number are left out because the kernel pads numbers to a width
+/// (`/proc/meminfo`'s `%8lu`): a value gaining a digit loses a blank.
+struct NumberTemplate: Sendable {
+    /// The pieces of text between numbers, one after the other; a file with n numbers has n + 1.
+    private var text: [UInt8] = []
+    /// Where each piece ends in `text`.
+    private var pieceEnds: [Int] = []
+    /// How many numbers each file has.
+    private var numberCounts: [Int] = []
+
+    /// Adds a file, given where its number fields are.
+    mutating func append(file: ArraySlice<UInt8>, numbers: [Range<Int>]) {
+        file.withUnsafeBufferPointer { bytes in
+            var pieceStart = 0
+            for number in numbers {
+                var blanksStart = number.lowerBound
+                while blanksStart > pieceStart, isBlank(bytes[blanksStart - 1]) { blanksStart -= 1 }
+                self.text.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[pieceStart..<blanksStart]))
+                self.pieceEnds.append(self.text.count)
+                pieceStart = number.upperBound
+            }
+            self.text.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[pieceStart...]))
+            self.pieceEnds.append(self.text.count)
+        }
+        self.numberCounts.append(numbers.count)
+    }
+
+    /// Appends the numbers of `files`, in order, to `values`; false when the files' text around their
+    /// numbers differs from the template's (then `values` holds what was read up to there).
+    func numbers(in files: [ArraySlice<UInt8>], into values: inout [Double]) -> Bool {
+        guard files.count == self.numberCounts.count else { return false }
+        return self.text.withUnsafeBufferPointer { text in
+            self.pieceEnds.withUnsafeBufferPointer { pieceEnds in
+                var piece = 0
+                for (file, numberCount) in zip(files, self.numberCounts) {
+                    let matches = file.withUnsafeBufferPointer { bytes in
+                        var cursor = 0
+                        for number in 0...numberCount {
+                            let start = piece == 0 ? 0 : pieceEnds[piece - 1]
+                            let length = pieceEnds[piece] - start
+                            piece += 1
+                            guard bytes.count - cursor >= length else { return false }
+                            if length > 0 && memcmp(bytes.baseAddress! + cursor, text.baseAddress! + start, length) != 0
+                            {
+                                return false
+                            }
+                            cursor += length
+                            guard number < numberCount else { break }
+                            // A number is a field of its own: blanks, a line start or the file's start before it.
+                            let blanksStart = cursor
+                            while cursor < bytes.count, isBlank(bytes[cursor]) { cursor += 1 }
+                            guard cursor > blanksStart || cursor == 0 || isSeparator(bytes[cursor - 1]),
+                                let value = parseNumberField(bytes, at: &cursor)
+                            else { return false }
+                            values.append(value)
+                        }
+                        return cursor == bytes.count
+                    }
+                    guard matches else { return false }
+                }
+                return true
+            }
+        }
+    }
+}
+
+/// The number field (`-`? digits, then a separator or the end) at `cursor`, which moves past it; nil
+/// when the field there is not a number.
+private func parseNumberField(_ bytes: UnsafeBufferPointer<UInt8>, at cursor: inout Int) -> Double? {
+    let start = cursor
+    let negative = cursor < bytes.count && bytes[cursor] == UInt8(ascii: "-")
+    if negative { cursor += 1 }
+    let digitsStart = cursor
+    var magnitude: UInt64 = 0
+    var overflow = false
+    while cursor < bytes.count, bytes[cursor] &- UInt8(ascii: "0") < 10 {
+        let (times10, overflow10) = magnitude.multipliedReportingOverflow(by: 10)
+        let (sum, overflowSum) = times10.addingReportingOverflow(UInt64(bytes[cursor] &- UInt8(ascii: "0")))
+        magnitude = sum
+        overflow = overflow || overflow10 || overflowSum
+        cursor += 1
+    }
+    guard cursor > digitsStart, cursor == bytes.count || isSeparator(bytes[cursor]) else { return nil }
+    // Beyond 64 bits (no kernel counter is): parsed as text, rounded as Go rounds it.
+    if overflow { return Array(UnsafeBufferPointer(rebasing: bytes[start..<cursor]))[...].parseDouble() }
+    return negative ? -Double(magnitude) : Double(magnitude)
 }
 
 /// The layout a collector used last: the files' shape rarely changes, so it is tried first.
@@ -153,6 +212,9 @@ final class CurrentLayout: Sendable {
 /// when they differ only in their numbers. Files are separated by a NUL byte.
 struct NumberShape {
     private(set) var bytes: [UInt8] = []
+    /// The files' own text around their numbers, for the layout made from this shape to match later
+    /// reads against.
+    private(set) var template = NumberTemplate()
     private var fileCount = 0
 
     init(capacity: Int = 8192) {
@@ -163,9 +225,11 @@ struct NumberShape {
     mutating func append(file: ArraySlice<UInt8>) {
         if self.fileCount > 0 { self.bytes.append(0) }
         self.fileCount += 1
-        forEachField(of: file) { field, _, endsLine in
+        var numbers: [Range<Int>] = []
+        forEachField(of: file) { field, offset, endsLine in
             if isNumber(field) {
                 self.bytes.append(UInt8(ascii: "#"))
+                numbers.append(offset..<offset + field.count)
             } else {
                 // Keep "#" meaning a number, and NUL separating files.
                 if field.first == UInt8(ascii: "#") { self.bytes.append(UInt8(ascii: "#")) }
@@ -176,8 +240,8 @@ struct NumberShape {
                 }
             }
             self.bytes.append(endsLine ? UInt8(ascii: "\n") : UInt8(ascii: " "))
-            return true
         }
+        self.template.append(file: file, numbers: numbers)
     }
 
     /// The files' shapes, in the order they were added.
@@ -194,10 +258,6 @@ extension ArraySlice where Element == UInt8 {
 }
 
 /// Whether a field is a (possibly negative) decimal integer: a value, not a name.
-func isNumberField(_ field: ArraySlice<UInt8>) -> Bool {
-    field.withUnsafeBufferPointer(isNumber)
-}
-
 private func isNumber(_ field: UnsafeBufferPointer<UInt8>) -> Bool {
     var index = field.first == UInt8(ascii: "-") ? 1 : 0
     guard index < field.count else { return false }
@@ -209,13 +269,11 @@ private func isNumber(_ field: UnsafeBufferPointer<UInt8>) -> Bool {
 }
 
 /// Calls `body` with each whitespace-separated field of `bytes`, its offset, and whether a newline
-/// (or the end) follows it, until `body` returns false; over the raw bytes, as this runs for every
-/// field of every scrape. Returns whether every field was visited.
-@discardableResult
+/// (or the end) follows it.
 private func forEachField(
     of bytes: ArraySlice<UInt8>,
-    _ body: (UnsafeBufferPointer<UInt8>, Int, Bool) -> Bool
-) -> Bool {
+    _ body: (UnsafeBufferPointer<UInt8>, Int, Bool) -> Void
+) {
     bytes.withUnsafeBufferPointer { buffer in
         var index = 0
         while index < buffer.count {
@@ -230,10 +288,14 @@ private func forEachField(
                 next += 1
             }
             let endsLine = next == buffer.count || buffer[next] == UInt8(ascii: "\n")
-            guard body(UnsafeBufferPointer(rebasing: buffer[start..<index]), start, endsLine) else { return false }
+            body(UnsafeBufferPointer(rebasing: buffer[start..<index]), start, endsLine)
         }
-        return true
     }
+}
+
+@inline(__always)
+private func isBlank(_ byte: UInt8) -> Bool {
+    byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
 }
 
 @inline(__always)
