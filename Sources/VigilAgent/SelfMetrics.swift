@@ -33,7 +33,7 @@ struct ProcessMetrics: MetricSource {
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }()
     private let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
-    private let statm = KeptOpenFile("/proc/self/statm")
+    private let statm = KeptOpenFile("/proc/self/statm", end: .shortRead)
 
     func write(into writer: inout MetricWriter) {
         var usage = rusage()

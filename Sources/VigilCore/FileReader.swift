@@ -55,7 +55,7 @@ public final class FileReader: @unchecked Sendable {
     public func read(_ file: KeptOpenFile) throws(FileError) -> ArraySlice<UInt8> {
         let fd = try file.descriptor()
         do {
-            return try self.readAll(fd: fd, path: file.path, longestLine: file.longestLine)
+            return try self.readAll(fd: fd, path: file.path, end: file.end)
         } catch {
             file.reset()
             throw error
@@ -107,17 +107,19 @@ public final class FileReader: @unchecked Sendable {
         try self.readTrimmed(path).parseUInt64()
     }
 
-    /// - Parameter longestLine: for a `seq_file` of lines at most this long, a read that leaves room
-    ///   for another line in a page is the end (see ``KeptOpenFile/longestLine``).
-    private func readAll(fd: Int32, path: String, longestLine: Int? = nil) throws(FileError) -> ArraySlice<UInt8> {
+    /// - Parameter end: what shows that a read reached the end of the file (see ``FileEnd``).
+    private func readAll(fd: Int32, path: String, end: FileEnd = .emptyRead) throws(FileError) -> ArraySlice<UInt8> {
         var total = 0
         while true {
-            // Every read asks for a page at least, so that a short one means what `longestLine` says.
+            // Every read asks for a page at least, so that a short one means what `end` says.
             if self.buffer.count - total < 4096 {
                 self.buffer.append(contentsOf: repeatElement(0, count: self.buffer.count))
             }
+            // A file generated whole is asked a page at a time: the kernel allocates (and clears) a
+            // buffer of the size asked for a sysctl.
+            let asked = end == .shortRead ? 4096 : self.buffer.count - total
             let count = self.buffer.withUnsafeMutableBytes { raw in
-                pread(fd, raw.baseAddress! + total, raw.count - total, off_t(total))
+                pread(fd, raw.baseAddress! + total, asked, off_t(total))
             }
             if count < 0 {
                 if Glibc.errno == EINTR { continue }
@@ -125,7 +127,11 @@ public final class FileReader: @unchecked Sendable {
             }
             if count == 0 { break }
             total += count
-            if let longestLine, count <= 4096 - longestLine { break }
+            switch end {
+            case .emptyRead: continue
+            case .shortRead: if count < asked { return self.buffer[0..<total] }
+            case .roomForLine(let longest): if count <= 4096 - longest { return self.buffer[0..<total] }
+            }
         }
         return self.buffer[0..<total]
     }
@@ -139,19 +145,29 @@ public final class FileReader: @unchecked Sendable {
     }
 }
 
+/// What shows that a read of a kernel file reached its end, so that the read that would return
+/// nothing is skipped. That read is not free: the kernel starts generating the file again (for
+/// `/proc/net/udp` it walks the whole UDP hash table), and a sysctl allocates the buffer asked for.
+public enum FileEnd: Sendable, Equatable {
+    /// Only a read that returns nothing (regular files; `seq_file`s whose lines have no known bound).
+    case emptyRead
+    /// A read shorter than asked: the kernel generates the whole text in one go (`single_open` files
+    /// such as `/proc/meminfo`, `/proc/stat` or `/proc/net/snmp`; sysctls under `/proc/sys`).
+    case shortRead
+    /// A read that leaves room in a page for another line of at most this many bytes: a `seq_file`
+    /// of lines fills each read with whole lines up to its buffer, a page at least.
+    case roomForLine(Int)
+}
+
 /// A host-wide file (`/proc/stat`, `/proc/meminfo`, …) whose descriptor stays open between scrapes.
 public final class KeptOpenFile: Sendable {
     public let path: String
-    /// For a `seq_file` of lines no longer than this: the kernel fills a read with whole lines up to
-    /// its buffer (a page at least), so a read that leaves room for another line has reached the end,
-    /// and the read that would return nothing is skipped. That read is not free: for
-    /// `/proc/net/udp` it walks the whole UDP hash table again.
-    let longestLine: Int?
+    let end: FileEnd
     private let fd = Mutex<Int32>(-1)
 
-    public init(_ path: String, longestLine: Int? = nil) {
+    public init(_ path: String, end: FileEnd = .emptyRead) {
         self.path = path
-        self.longestLine = longestLine
+        self.end = end
     }
 
     deinit {

@@ -446,7 +446,7 @@ private final class ReaderCore {
 /// journal file pages libsystemd maps show up (journal files on tmpfs, as in `/run/log/journal`, count
 /// as shared memory).
 private final class MappedMemory {
-    private let file = KeptOpenFile("/proc/self/statm")
+    private let file = KeptOpenFile("/proc/self/statm", end: .shortRead)
     private let reader = FileReader(capacity: 256)
     private let mapsReader = FileReader(capacity: 16384)
     private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))

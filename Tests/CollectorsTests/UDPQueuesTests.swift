@@ -86,7 +86,7 @@ import VigilCore
                 ":" + String(UInt16(bigEndian: address.sin_port), radix: 16, uppercase: true).leftPadded(to: 4)
             )
         }
-        let file = KeptOpenFile("/proc/net/udp", longestLine: 256)
+        let file = KeptOpenFile("/proc/net/udp", end: .roomForLine(256))
         let reader = FileReader()
         for _ in 0..<2 {
             let text = String(decoding: try reader.read(file), as: UTF8.self)

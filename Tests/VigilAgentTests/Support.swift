@@ -196,7 +196,7 @@ final class ChildProcess: @unchecked Sendable {
 
     init(_ executable: String, _ arguments: [String], directory: String) throws {
         self.outputPath = directory + "/" + (executable as NSString).lastPathComponent + ".log"
-        FileManager.default.createFile(atPath: self.outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: self.outputPath, contents: nil)
         let output = FileHandle(forWritingAtPath: self.outputPath)!
         self.process.executableURL = URL(fileURLWithPath: executable)
         self.process.arguments = arguments

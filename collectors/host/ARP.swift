@@ -22,7 +22,7 @@ struct ARPCollector: Collector {
         ]
     ) { setup in
         ARPCollector(
-            file: KeptOpenFile(setup.paths.proc("net/arp")),
+            file: KeptOpenFile(setup.paths.proc("net/arp"), end: .roomForLine(256)),
             devices: try setup.nameFilter(
                 include: "collector.arp.device-include",
                 exclude: "collector.arp.device-exclude"

@@ -11,9 +11,9 @@ struct ConntrackCollector: Collector {
         help: "connection tracking statistics from /proc/sys/net/netfilter and /proc/net/stat/nf_conntrack"
     ) { setup in
         ConntrackCollector(
-            count: KeptOpenFile(setup.paths.proc("sys/net/netfilter/nf_conntrack_count")),
-            limit: KeptOpenFile(setup.paths.proc("sys/net/netfilter/nf_conntrack_max")),
-            statistics: KeptOpenFile(setup.paths.proc("net/stat/nf_conntrack"))
+            count: KeptOpenFile(setup.paths.proc("sys/net/netfilter/nf_conntrack_count"), end: .shortRead),
+            limit: KeptOpenFile(setup.paths.proc("sys/net/netfilter/nf_conntrack_max"), end: .shortRead),
+            statistics: KeptOpenFile(setup.paths.proc("net/stat/nf_conntrack"), end: .roomForLine(256))
         )
     }
 

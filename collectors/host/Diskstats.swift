@@ -27,7 +27,7 @@ struct DiskstatsCollector: Collector {
         ]
     ) { setup in
         DiskstatsCollector(
-            file: KeptOpenFile(setup.paths.proc("diskstats")),
+            file: KeptOpenFile(setup.paths.proc("diskstats"), end: .roomForLine(1024)),
             filter: try setup.nameFilter(
                 include: "collector.diskstats.device-include",
                 exclude: "collector.diskstats.device-exclude"

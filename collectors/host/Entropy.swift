@@ -8,8 +8,8 @@ struct EntropyCollector: Collector {
         help: "entropy pool statistics from /proc/sys/kernel/random"
     ) { setup in
         EntropyCollector(
-            available: KeptOpenFile(setup.paths.proc("sys/kernel/random/entropy_avail")),
-            poolSize: KeptOpenFile(setup.paths.proc("sys/kernel/random/poolsize"))
+            available: KeptOpenFile(setup.paths.proc("sys/kernel/random/entropy_avail"), end: .shortRead),
+            poolSize: KeptOpenFile(setup.paths.proc("sys/kernel/random/poolsize"), end: .shortRead)
         )
     }
 

@@ -7,7 +7,7 @@ struct FilefdCollector: Collector {
         enabledByDefault: true,
         help: "file descriptor statistics from /proc/sys/fs/file-nr"
     ) { setup in
-        FilefdCollector(file: KeptOpenFile(setup.paths.proc("sys/fs/file-nr")))
+        FilefdCollector(file: KeptOpenFile(setup.paths.proc("sys/fs/file-nr"), end: .shortRead))
     }
 
     static let allocated = MetricFamily(

@@ -7,7 +7,7 @@ struct LoadavgCollector: Collector {
         enabledByDefault: true,
         help: "load averages from /proc/loadavg"
     ) { setup in
-        LoadavgCollector(file: KeptOpenFile(setup.paths.proc("loadavg")))
+        LoadavgCollector(file: KeptOpenFile(setup.paths.proc("loadavg"), end: .shortRead))
     }
 
     let file: KeptOpenFile

@@ -12,7 +12,7 @@ struct MeminfoCollector: Collector {
         enabledByDefault: true,
         help: "memory statistics from /proc/meminfo"
     ) { setup in
-        MeminfoCollector(file: KeptOpenFile(setup.paths.proc("meminfo")))
+        MeminfoCollector(file: KeptOpenFile(setup.paths.proc("meminfo"), end: .shortRead))
     }
 
     let file: KeptOpenFile

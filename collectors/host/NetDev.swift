@@ -29,7 +29,7 @@ struct NetDevCollector: Collector {
         ]
     ) { setup in
         NetDevCollector(
-            file: KeptOpenFile(setup.paths.proc("net/dev")),
+            file: KeptOpenFile(setup.paths.proc("net/dev"), end: .roomForLine(1024)),
             interfaces: setup.paths.sys("class/net"),
             devices: try setup.nameFilter(
                 include: "collector.netdev.device-include",

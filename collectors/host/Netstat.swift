@@ -19,9 +19,9 @@ struct NetstatCollector: Collector {
         ]
     ) { setup in
         NetstatCollector(
-            netstat: KeptOpenFile(setup.paths.proc("net/netstat")),
-            snmp: KeptOpenFile(setup.paths.proc("net/snmp")),
-            snmp6: KeptOpenFile(setup.paths.proc("net/snmp6")),
+            netstat: KeptOpenFile(setup.paths.proc("net/netstat"), end: .shortRead),
+            snmp: KeptOpenFile(setup.paths.proc("net/snmp"), end: .shortRead),
+            snmp6: KeptOpenFile(setup.paths.proc("net/snmp6"), end: .shortRead),
             fields: try setup.settings.regex("collector.netstat.fields")
         )
     }

@@ -15,10 +15,10 @@ struct PressureCollector: Collector {
         help: "pressure stall information from /proc/pressure"
     ) { setup in
         PressureCollector(
-            cpu: KeptOpenFile(setup.paths.proc("pressure/cpu")),
-            io: KeptOpenFile(setup.paths.proc("pressure/io")),
-            memory: KeptOpenFile(setup.paths.proc("pressure/memory")),
-            irq: KeptOpenFile(setup.paths.proc("pressure/irq"))
+            cpu: KeptOpenFile(setup.paths.proc("pressure/cpu"), end: .shortRead),
+            io: KeptOpenFile(setup.paths.proc("pressure/io"), end: .shortRead),
+            memory: KeptOpenFile(setup.paths.proc("pressure/memory"), end: .shortRead),
+            irq: KeptOpenFile(setup.paths.proc("pressure/irq"), end: .shortRead)
         )
     }
 

@@ -11,7 +11,7 @@ enum ProcStat {
         let path = paths.proc("stat")
         return self.files.withLock { files in
             if let file = files[path] { return file }
-            let file = KeptOpenFile(path)
+            let file = KeptOpenFile(path, end: .shortRead)
             files[path] = file
             return file
         }

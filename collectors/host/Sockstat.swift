@@ -15,8 +15,8 @@ struct SockstatCollector: Collector {
         help: "socket statistics from /proc/net/sockstat and /proc/net/sockstat6"
     ) { setup in
         SockstatCollector(
-            sockstat: KeptOpenFile(setup.paths.proc("net/sockstat")),
-            sockstat6: KeptOpenFile(setup.paths.proc("net/sockstat6")),
+            sockstat: KeptOpenFile(setup.paths.proc("net/sockstat"), end: .shortRead),
+            sockstat6: KeptOpenFile(setup.paths.proc("net/sockstat6"), end: .shortRead),
             pageSize: Double(sysconf(Int32(_SC_PAGESIZE)))
         )
     }

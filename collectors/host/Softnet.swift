@@ -8,7 +8,7 @@ struct SoftnetCollector: Collector {
         enabledByDefault: true,
         help: "per-CPU network softirq statistics from /proc/net/softnet_stat"
     ) { setup in
-        SoftnetCollector(file: KeptOpenFile(setup.paths.proc("net/softnet_stat")))
+        SoftnetCollector(file: KeptOpenFile(setup.paths.proc("net/softnet_stat"), end: .roomForLine(256)))
     }
 
     let file: KeptOpenFile

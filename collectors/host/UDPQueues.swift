@@ -11,8 +11,8 @@ struct UDPQueuesCollector: Collector {
         UDPQueuesCollector(
             files: [
                 // Socket lines are about 130 (v4) and 170 (v6) bytes long.
-                ("v4", KeptOpenFile(setup.paths.proc("net/udp"), longestLine: 256)),
-                ("v6", KeptOpenFile(setup.paths.proc("net/udp6"), longestLine: 256)),
+                ("v4", KeptOpenFile(setup.paths.proc("net/udp"), end: .roomForLine(256))),
+                ("v6", KeptOpenFile(setup.paths.proc("net/udp6"), end: .roomForLine(256))),
             ]
         )
     }

@@ -19,7 +19,7 @@ struct VmstatCollector: Collector {
         ]
     ) { setup in
         VmstatCollector(
-            file: KeptOpenFile(setup.paths.proc("vmstat")),
+            file: KeptOpenFile(setup.paths.proc("vmstat"), end: .roomForLine(128)),
             fields: try setup.settings.regex("collector.vmstat.fields")
         )
     }
