@@ -125,41 +125,16 @@ import VigilCore
     /// created; the old files answer ENODEV and the new interface's are read. In a network namespace
     /// of its own (with its own sysfs mount), so the host's interfaces are untouched.
     @Test(.enabled(if: canCreateNetworkNamespaces())) func readsAnInterfaceCreatedAgainNotTheRemovedOne() throws {
-        let namespace = Process()
-        namespace.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        namespace.arguments = ["--net", "sleep", "600"]
-        try namespace.run()
-        // SIGKILL: the test runner's threads block SIGTERM, and the child inherits that mask.
-        defer {
-            kill(namespace.processIdentifier, SIGKILL)
-            namespace.waitUntilExit()
-        }
-        let ip = { (arguments: String) throws in
-            try run("/usr/bin/nsenter", ["--net=/proc/\(namespace.processIdentifier)/ns/net", "ip"] + words(arguments))
-        }
-        // The namespace exists once unshare has exec'd sleep.
-        while (try? FileSystem.readLink("/proc/\(namespace.processIdentifier)/exe"))?.hasSuffix("sleep") != true {
-            usleep(10_000)
-        }
-        try ip("link add vigil0 type ifb")
-        try ip("link set vigil0 mtu 1400")
-        let sysfs = "/tmp/vigil-net-sysfs-\(getpid())"
-        try FileManager.default.createDirectory(atPath: sysfs, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: sysfs) }
-        // sysfs shows the network namespace of whoever mounts it.
-        try run(
-            "/usr/bin/nsenter",
-            ["--net=/proc/\(namespace.processIdentifier)/ns/net", "mount", "-t", "sysfs", "sysfs", sysfs]
-        )
-        defer { try? run("/usr/bin/umount", [sysfs]) }
-
-        let roots = PathRoots(sysfs: sysfs)
+        let network = try PrivateNetwork()
+        try network.ip("link add vigil0 type ifb")
+        try network.ip("link set vigil0 mtu 1400")
+        let roots = PathRoots(sysfs: try network.mountSysfs())
         let collector = try makeCollector(NetClassCollector.descriptor, roots: roots)
         let before = try collect(collector, roots: roots)
         #expect(before.value("node_network_mtu_bytes", ["device": "vigil0"]) == 1400)
-        try ip("link del vigil0")
-        try ip("link add vigil0 type ifb")
-        try ip("link set vigil0 mtu 1280")
+        try network.ip("link del vigil0")
+        try network.ip("link add vigil0 type ifb")
+        try network.ip("link set vigil0 mtu 1280")
         let after = try collect(collector, roots: roots)
         #expect(after.failures.isEmpty)
         #expect(after.value("node_network_mtu_bytes", ["device": "vigil0"]) == 1280)
@@ -167,6 +142,102 @@ import VigilCore
             after.value("node_network_iface_id", ["device": "vigil0"])
                 != before.value("node_network_iface_id", ["device": "vigil0"])
         )
+    }
+
+    /// What rtnetlink reports, written as sysfs has it, is what sysfs says: interfaces up and down,
+    /// with and without carrier, linked to a peer, with an alias, a set address and changed queue
+    /// length, group and MTU, in a network namespace of their own.
+    @Test(.enabled(if: canCreateNetworkNamespaces())) func rtnetlinkGivesWhatSysfsGives() throws {
+        let network = try PrivateNetwork()
+        for command in [
+            "link set lo up",
+            "link add vigil1 type veth peer name vigil2", "link set vigil1 address 02:00:00:00:00:33",
+            "link set vigil1 up",
+            "link add vigil3 type ifb", "link set vigil3 alias edge-uplink", "link set vigil3 mtu 9000",
+            "link set vigil3 txqueuelen 77", "link set vigil3 group 5", "link set vigil3 up",
+            "link add vigil4 type bridge", "link set vigil4 up", "link add vigil5 type ifb",
+        ] {
+            try network.ip(command)
+        }
+        let sysfs = try network.mountSysfs()
+        let links = try network.inNamespace { RouteLinks() }
+        let reported = try #require(links.dump())
+        #expect(Set(reported.keys) == ["lo", "vigil1", "vigil2", "vigil3", "vigil4", "vigil5"])
+
+        func exposition(_ links: RouteLinks?) throws -> String {
+            let collector = NetClassCollector(
+                directory: sysfs + "/class/net",
+                ignored: NameFilter(include: nil, exclude: nil),
+                ignoreInvalidSpeed: false,
+                links: links
+            )
+            var writer = MetricWriter(format: .text)
+            try collector.collect(into: &writer, context: scrapeContext(PathRoots(sysfs: sysfs)))
+            return String(decoding: writer.bytes, as: UTF8.self)
+        }
+        let fromSysfs = try exposition(nil)
+        // Twice: the second scrape reads through the files kept open by the first.
+        #expect(try exposition(links) == fromSysfs)
+        #expect(try exposition(links) == fromSysfs)
+        #expect(fromSysfs.contains("ifalias=\"edge-uplink\""))
+        #expect(fromSysfs.contains("address=\"02:00:00:00:00:33\""))
+        #expect(fromSysfs.contains("node_network_carrier{device=\"vigil1\"} 0"))
+        #expect(!fromSysfs.contains("node_network_carrier{device=\"vigil2\"}"))
+    }
+
+    /// A dump in two datagrams, with an answer to an earlier request before it; what does not hold
+    /// together fails the dump rather than yield a wrong value.
+    @Test func parsesAnRtnetlinkDump() {
+        func message(type: UInt16, sequence: UInt32, _ body: [UInt8]) -> [UInt8] {
+            var bytes = native(UInt32(16 + body.count))
+            bytes += native(type)
+            bytes += native(UInt16(2))  // NLM_F_MULTI
+            bytes += native(sequence)
+            bytes += native(UInt32(0))
+            bytes += body
+            while bytes.count % 4 != 0 { bytes.append(0) }
+            return bytes
+        }
+        func attribute(_ type: UInt16, _ value: [UInt8]) -> [UInt8] {
+            var bytes = native(UInt16(4 + value.count)) + native(type) + value
+            while bytes.count % 4 != 0 { bytes.append(0) }
+            return bytes
+        }
+        func parse(_ bytes: [UInt8], into links: inout [String: LinkReport]) -> LinkDumpProgress {
+            bytes.withUnsafeBytes { parseLinkMessages($0, sequence: 5, into: &links) }
+        }
+        // ifinfomsg: family, pad, type (ARPHRD_ETHER), index 7, flags IFF_UP | IFF_DORMANT, change.
+        var info: [UInt8] = [0, 0] + native(UInt16(1))
+        info += native(Int32(7)) + native(UInt32(0x20001)) + native(UInt32(0))
+        var eth0 = info + attribute(3, Array("eth0\0".utf8))
+        eth0 += attribute(1, [0x02, 0, 0, 0, 0, 0xab]) + attribute(4, native(UInt32(1500)))
+        eth0 += attribute(16, [6]) + attribute(20, Array("uplink\0".utf8))
+        // A nested-flagged attribute is still found by its type.
+        eth0 += attribute(0x8000 | 35, native(UInt32(3))) + attribute(33, [1])
+        var links: [String: LinkReport] = [:]
+        let stale = message(type: 16, sequence: 4, info + attribute(3, Array("old0\0".utf8)))
+        #expect(parse(stale + message(type: 16, sequence: 5, eth0), into: &links) == .more)
+        #expect(Set(links.keys) == ["eth0"])
+        #expect(parse(message(type: 3, sequence: 5, native(Int32(0))), into: &links) == .done)
+        let report = links["eth0"]
+        #expect(report?.index == 7)
+        #expect(report?.address == [0x02, 0, 0, 0, 0, 0xab])
+        #expect(report?.mtu == 1500)
+        #expect(report?.alias == Array("uplink".utf8))
+        #expect(report?.carrierChanges == 3)
+        #expect(report?.number(.dormant) == 1)
+        #expect(report?.number(.carrier) == 1)
+        #expect(report?.number(.iflink) == 7)
+        var text: [UInt8] = []
+        #expect(report?.text(.operstate, into: &text) == true)
+        #expect(report?.text(.address, into: &text) == true)
+        #expect(String(decoding: text, as: UTF8.self) == "up02:00:00:00:00:ab")
+
+        // An error answer; a message longer than the datagram; an attribute longer than its message.
+        #expect(parse(message(type: 2, sequence: 5, native(Int32(-22))), into: &links) == .failed)
+        #expect(parse(Array(message(type: 16, sequence: 5, eth0).dropLast(4)), into: &links) == .failed)
+        let broken = info + native(UInt16(40)) + native(UInt16(3)) + Array("eth1".utf8)
+        #expect(parse(message(type: 16, sequence: 5, broken), into: &links) == .failed)
     }
 
     @Test func parsesDecimalAndHexadecimalNumbers() {
@@ -197,6 +268,11 @@ private func canCreateNetworkNamespaces() -> Bool {
         && ["/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/umount", "/usr/sbin/ip"].allSatisfy(FileSystem.exists)
 }
 
+/// An integer's bytes in the machine's order, as netlink has them.
+private func native<Value: FixedWidthInteger>(_ value: Value) -> [UInt8] {
+    withUnsafeBytes(of: value) { Array($0) }
+}
+
 /// Runs a command to its end; throws when it fails.
 private func run(_ executable: String, _ arguments: [String]) throws {
     let process = Process()
@@ -209,6 +285,74 @@ private func run(_ executable: String, _ arguments: [String]) throws {
             "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)"
         )
     }
+}
+
+/// A network namespace of its own, held by a `sleep` process, gone with this object.
+private final class PrivateNetwork {
+    private let holder = Process()
+    private var sysfs: String?
+
+    init() throws {
+        self.holder.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        self.holder.arguments = ["--net", "sleep", "600"]
+        try self.holder.run()
+        // The namespace exists once unshare has exec'd sleep.
+        while (try? FileSystem.readLink("/proc/\(self.holder.processIdentifier)/exe"))?.hasSuffix("sleep") != true {
+            usleep(10_000)
+        }
+    }
+
+    deinit {
+        if let sysfs = self.sysfs {
+            try? run("/usr/bin/umount", [sysfs])
+            try? FileManager.default.removeItem(atPath: sysfs)
+        }
+        // SIGKILL: the test runner's threads block SIGTERM, and the child inherits that mask.
+        kill(self.holder.processIdentifier, SIGKILL)
+        self.holder.waitUntilExit()
+    }
+
+    private var namespace: String { "/proc/\(self.holder.processIdentifier)/ns/net" }
+
+    func ip(_ arguments: String) throws {
+        try run("/usr/bin/nsenter", ["--net=" + self.namespace, "ip"] + words(arguments))
+    }
+
+    /// Mounts a sysfs showing this namespace's interfaces (sysfs shows the network namespace of whoever
+    /// mounts it); returns where.
+    func mountSysfs() throws -> String {
+        let path = "/tmp/vigil-net-sysfs-\(getpid())-\(self.holder.processIdentifier)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try run("/usr/bin/nsenter", ["--net=" + self.namespace, "mount", "-t", "sysfs", "sysfs", path])
+        self.sysfs = path
+        return path
+    }
+
+    /// Runs `body` on a thread of its own that has joined this namespace (sockets it opens belong here).
+    func inNamespace<Value>(_ body: @escaping @Sendable () -> Value) throws -> Value {
+        // setns(2) is not in Swift's Glibc module.
+        typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
+        let symbol = try #require(dlsym(dlopen(nil, RTLD_NOW), "setns"))
+        let setns = unsafeBitCast(symbol, to: SetNamespace.self)
+        let fd = open(self.namespace, O_RDONLY | O_CLOEXEC)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let outcome = ThreadOutcome<Value>()
+        let thread = Thread {
+            // CLONE_NEWNET. The thread ends in the namespace it joined.
+            if setns(fd, 0x4000_0000) == 0 { outcome.value = body() }
+            outcome.done.signal()
+        }
+        thread.start()
+        outcome.done.wait()
+        return try #require(outcome.value)
+    }
+}
+
+/// What a thread of ``PrivateNetwork/inNamespace(_:)`` hands back, once `done` is signalled.
+private final class ThreadOutcome<Value>: @unchecked Sendable {
+    var value: Value?
+    let done = DispatchSemaphore(value: 0)
 }
 
 /// Replaces a file's content in place (same inode), as the kernel changes an attribute.

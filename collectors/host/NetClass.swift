@@ -11,8 +11,10 @@ import Musl
 /// `node_network_<property>{device}` family per numeric attribute, named as node_exporter names them.
 ///
 /// node_exporter reads every file of every interface directory each scrape, its slowest collector.
-/// This reads only the 22 attributes the families need, one bounded read each, and keeps the files
-/// of the first few interfaces open: a `pread` at offset 0 costs a third of open + read + close.
+/// This reads only the 22 attributes the families need, and keeps the files of the first few
+/// interfaces open: a `pread` at offset 0 costs a third of open + read + close. Where it reads the
+/// host's own `/sys`, one rtnetlink dump per scrape (``RouteLinks``) gives 16 of the attributes for
+/// every interface, with the values the files would give; only the other six are read from files.
 struct NetClassCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "netclass",
@@ -34,33 +36,43 @@ struct NetClassCollector: Collector {
         NetClassCollector(
             directory: setup.paths.sys("class/net"),
             ignored: NameFilter(include: nil, exclude: try setup.settings.regex("collector.netclass.ignored-devices")),
-            ignoreInvalidSpeed: setup.settings.bool("collector.netclass.ignore-invalid-speed")
+            ignoreInvalidSpeed: setup.settings.bool("collector.netclass.ignore-invalid-speed"),
+            // A sysfs of another mount (a container's /host/sys) may show another network namespace.
+            links: ["/sys", "/sys/"].contains(setup.paths.sysfs) ? RouteLinks() : nil
         )
     }
 
-    /// Interfaces whose attribute files stay open between scrapes: 22 descriptors each, so hosts with
-    /// hundreds of veths do not exhaust the descriptor limit; the rest are opened per scrape.
+    /// Interfaces whose attribute files stay open between scrapes: up to 22 descriptors each, so hosts
+    /// with hundreds of veths do not exhaust the descriptor limit; the rest are opened per scrape.
     static let keptInterfaces = 8
 
     let directory: String
     let ignored: NameFilter
     let ignoreInvalidSpeed: Bool
+    /// nil where `/sys/class/net` may not be vigil's own network namespace.
+    let links: RouteLinks?
     private let kept = KeptInterfaces()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let names = try FileSystem.entries(of: self.directory).sorted()
+        // Without a dump, or for an interface created since, every attribute comes from its file.
+        let links = self.links?.dump()
         let cached = self.kept.files.withLock { $0 }
         var readings = NetClassReadings()
         var stillKept: [String] = []
         var opened: [(name: String, files: KeptOpenAttributes)] = []
         for name in names where self.ignored.allows(name) {
+            let link = links?[name]
             // A kept interface that has gone may have been created again since: open it afresh.
-            if let files = cached[name], readings.read(name, from: files, context: context) {
+            if let files = cached[name], link != nil || files.names.count == netClassFiles.count,
+                readings.read(name, link: link, from: files, context: context)
+            {
                 stillKept.append(name)
                 continue
             }
-            guard let files = self.open(name, context: context) else { continue }
-            if readings.read(name, from: files, context: context) { opened.append((name, files)) }
+            guard let files = self.open(name, link == nil ? netClassFiles : filesBesideLinks, context: context)
+            else { continue }
+            if readings.read(name, link: link, from: files, context: context) { opened.append((name, files)) }
         }
         self.kept.update(stillKept: stillKept, opened: opened, capacity: Self.keptInterfaces)
         self.write(readings, into: &writer)
@@ -68,10 +80,10 @@ struct NetClassCollector: Collector {
 
     /// Opens an interface's attribute files; nil for an entry that is not an interface directory
     /// (`bonding_masters`) or went away.
-    private func open(_ name: String, context: ScrapeContext) -> KeptOpenAttributes? {
+    private func open(_ name: String, _ files: [String], context: ScrapeContext) -> KeptOpenAttributes? {
         do {
             let directory = try OpenDirectory(self.directory + "/" + name)
-            return try KeptOpenAttributes(netClassFiles, in: directory)
+            return try KeptOpenAttributes(files, in: directory)
         } catch  where error.isNotFound {
             return nil
         } catch {
@@ -179,6 +191,95 @@ private let speedAttribute = netClassProperties.firstIndex { $0.file == "speed" 
 /// Every file the collector reads: the text attributes, then the numeric ones.
 private let netClassFiles = NetClassText.allCases.map { "\($0)" } + netClassProperties.map(\.file)
 
+/// Where rtnetlink reports each of ``netClassFiles``; nil for the attributes only sysfs has.
+private let linkFields = netClassFiles.map(LinkField.init(file:))
+
+/// The files read for an interface rtnetlink reported.
+private let filesBesideLinks = zip(netClassFiles, linkFields).compactMap { $1 == nil ? $0 : nil }
+
+/// Each attribute's position in ``filesBesideLinks``.
+private let positionsBesideLinks: [Int?] = netClassFiles.map { filesBesideLinks.firstIndex(of: $0) }
+
+/// An attribute as rtnetlink reports it (``LinkReport``), written as its sysfs file has it.
+enum LinkField {
+    case address, broadcast, ifalias, operstate
+    case carrier, carrierChanges, carrierUpCount, carrierDownCount, dormant, ifindex, iflink, linkMode, mtu
+    case group, txQueueLength, type
+
+    init?(file: String) {
+        switch file {
+        case "address": self = .address
+        case "broadcast": self = .broadcast
+        case "ifalias": self = .ifalias
+        case "operstate": self = .operstate
+        case "carrier": self = .carrier
+        case "carrier_changes": self = .carrierChanges
+        case "carrier_up_count": self = .carrierUpCount
+        case "carrier_down_count": self = .carrierDownCount
+        case "dormant": self = .dormant
+        case "ifindex": self = .ifindex
+        case "iflink": self = .iflink
+        case "link_mode": self = .linkMode
+        case "mtu": self = .mtu
+        case "netdev_group": self = .group
+        case "tx_queue_len": self = .txQueueLength
+        case "type": self = .type
+        default: return nil
+        }
+    }
+}
+
+/// `operstate`'s names, by `IF_OPER_*` value.
+private let operStates = ["unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up"]
+
+extension LinkReport {
+    /// A numeric attribute as its sysfs file gives it; nil where the file refuses (`carrier` and
+    /// `dormant` of an interface that is down) or the kernel does not report it.
+    func number(_ field: LinkField) -> Int64? {
+        switch field {
+        case .carrier: self.isRunning ? self.carrier.map { $0 == 0 ? 0 : 1 } : nil
+        case .dormant: self.isRunning ? (self.flags & 0x20000 == 0 ? 0 : 1) : nil  // IFF_DORMANT
+        case .carrierChanges: self.carrierChanges.map(Int64.init)
+        case .carrierUpCount: self.carrierUpCount.map(Int64.init)
+        case .carrierDownCount: self.carrierDownCount.map(Int64.init)
+        case .ifindex: Int64(self.index)
+        case .iflink: Int64(self.link ?? self.index)
+        case .linkMode: self.linkMode.map(Int64.init)
+        case .mtu: self.mtu.map(Int64.init)
+        case .group: self.group.map { Int64(Int32(bitPattern: $0)) }
+        case .txQueueLength: self.txQueueLength.map(Int64.init)
+        case .type: Int64(self.type)
+        case .address, .broadcast, .ifalias, .operstate: nil
+        }
+    }
+
+    /// Appends a text attribute as its sysfs file gives it (without the newline); false, appending
+    /// nothing, where the file refuses.
+    func text(_ field: LinkField, into characters: inout [UInt8]) -> Bool {
+        switch field {
+        case .address: appendHardwareAddress(self.address ?? [], to: &characters)
+        case .broadcast: appendHardwareAddress(self.broadcast ?? [], to: &characters)
+        case .ifalias: characters.append(contentsOf: self.alias ?? [])
+        case .operstate:
+            // Out of range, sysfs refuses too.
+            guard let state = self.operState, Int(state) < operStates.count else { return false }
+            characters.append(contentsOf: operStates[Int(state)].utf8)
+        default: return false
+        }
+        return true
+    }
+}
+
+/// `00:1a:2b:…`: lower-case hexadecimal bytes joined by colons, as sysfs writes hardware addresses.
+private func appendHardwareAddress(_ bytes: [UInt8], to characters: inout [UInt8]) {
+    let digits = Array("0123456789abcdef".utf8)
+    for (index, byte) in bytes.enumerated() {
+        if index > 0 { characters.append(UInt8(ascii: ":")) }
+        characters.append(digits[Int(byte >> 4)])
+        characters.append(digits[Int(byte & 0xf)])
+    }
+}
+
 /// The attribute values of the interfaces read in one scrape. Text values are copied into one
 /// buffer so that an interface costs no allocations of its own.
 struct NetClassReadings {
@@ -197,17 +298,35 @@ struct NetClassReadings {
         self.characters[self.texts[device * NetClassText.allCases.count + attribute.rawValue]]
     }
 
-    /// Reads one interface's attributes. Unreadable attributes (`EINVAL` for the speed of a link
-    /// that is down, files a driver lacks) cost their own sample only. False, with nothing added,
-    /// when the interface has gone (`ENODEV`).
-    mutating func read(_ name: String, from files: KeptOpenAttributes, context: ScrapeContext) -> Bool {
+    /// Reads one interface's attributes: those rtnetlink reported (`link`) from its report, the others
+    /// from `files` (all of ``netClassFiles`` without a report, ``filesBesideLinks`` with one).
+    /// Unreadable attributes (`EINVAL` for the speed of a link that is down, files a driver lacks) cost
+    /// their own sample only. False, with nothing added, when the interface has gone (`ENODEV`).
+    mutating func read(
+        _ name: String,
+        link: LinkReport?,
+        from files: KeptOpenAttributes,
+        context: ScrapeContext
+    ) -> Bool {
         let textCount = NetClassText.allCases.count
         let numbersStart = self.numbers.count
         let textsStart = self.texts.count
         let charactersStart = self.characters.count
+        let everyFile = files.names.count == netClassFiles.count
         for index in netClassFiles.indices {
+            if let link, let field = linkFields[index] {
+                if index < textCount {
+                    let start = self.characters.count
+                    _ = link.text(field, into: &self.characters)
+                    self.texts.append(start..<self.characters.count)
+                } else {
+                    self.numbers.append(link.number(field))
+                }
+                continue
+            }
+            let position = everyFile ? index : positionsBesideLinks[index]
             let value: ArraySlice<UInt8>?
-            switch readNetClassAttribute(index, of: files, context: context) {
+            switch position.map({ readNetClassAttribute($0, of: files, context: context) }) ?? .unavailable {
             case .value(let bytes): value = bytes
             case .unavailable: value = nil
             case .gone:
@@ -223,7 +342,9 @@ struct NetClassReadings {
             } else if let value {
                 let number = parseNetClassNumber(value)
                 if number == nil {
-                    context.recordFailure("unexpected value \"\(value.string)\" in \(files.path)/\(files.names[index])")
+                    context.recordFailure(
+                        "unexpected value \"\(value.string)\" in \(files.path)/\(netClassFiles[index])"
+                    )
                 }
                 self.numbers.append(number)
             } else {
