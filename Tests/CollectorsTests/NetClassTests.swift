@@ -185,6 +185,36 @@ import VigilCore
         #expect(!fromSysfs.contains("node_network_carrier{device=\"vigil2\"}"))
     }
 
+    /// A sysfs of another network namespace than the netlink socket's (a container's bind mount of
+    /// the host's /sys): an interface of the same name is another interface, and sysfs says it all.
+    @Test(.enabled(if: canCreateNetworkNamespaces())) func aSysfsOfAnotherNamespaceIsReadWhole() throws {
+        let hostLinks = RouteLinks()
+        let hostReport = try #require(hostLinks.dump())
+        let hostName = try #require(
+            hostReport.keys.sorted().first { $0 != "lo" },
+            "the host has an interface besides lo"
+        )
+        let network = try PrivateNetwork()
+        try network.ip("link set lo up")
+        try network.ip("link add \(hostName) type ifb")
+        let sysfs = try network.mountSysfs()
+        func exposition(_ links: RouteLinks?) throws -> String {
+            let collector = NetClassCollector(
+                directory: sysfs + "/class/net",
+                ignored: NameFilter(include: nil, exclude: nil),
+                ignoreInvalidSpeed: false,
+                links: links
+            )
+            var writer = MetricWriter(format: .text)
+            try collector.collect(into: &writer, context: scrapeContext(PathRoots(sysfs: sysfs)))
+            return String(decoding: writer.bytes, as: UTF8.self)
+        }
+        let fromSysfs = try exposition(nil)
+        #expect(fromSysfs.contains("node_network_up{device=\"\(hostName)\"} 0"))
+        #expect(try exposition(hostLinks) == fromSysfs)
+        #expect(try exposition(hostLinks) == fromSysfs)
+    }
+
     /// A dump in two datagrams, with an answer to an earlier request before it; what does not hold
     /// together fails the dump rather than yield a wrong value.
     @Test func parsesAnRtnetlinkDump() {

@@ -14,7 +14,8 @@ import Musl
 /// This reads only the 22 attributes the families need, and keeps the files of the first few
 /// interfaces open: a `pread` at offset 0 costs a third of open + read + close. Where it reads the
 /// host's own `/sys`, one rtnetlink dump per scrape (``RouteLinks``) gives 16 of the attributes for
-/// every interface, with the values the files would give; only the other six are read from files.
+/// every interface, with the values the files would give; only the other six are read from files, and
+/// two more that show the dump is of the same interfaces.
 struct NetClassCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "netclass",
@@ -54,22 +55,41 @@ struct NetClassCollector: Collector {
     private let kept = KeptInterfaces()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
-        let names = try FileSystem.entries(of: self.directory).sorted()
-        // Without a dump, or for an interface created since, every attribute comes from its file.
-        let links = self.links?.dump()
+        let names = try FileSystem.entries(of: self.directory).sorted().filter { self.ignored.allows($0) }
         let cached = self.kept.files.withLock { $0 }
+        let dump = self.links?.dump()
+        // Each interface's files: the ones kept, else opened now (only those beside the dump's
+        // attributes when the dump has the interface).
+        var interfaces: [(name: String, files: KeptOpenAttributes, wasKept: Bool)] = []
+        for name in names {
+            if let files = cached[name] {
+                interfaces.append((name, files, true))
+            } else if let files = self.open(
+                name,
+                dump?[name] == nil ? netClassFiles : filesBesideLinks,
+                context: context
+            ) {
+                interfaces.append((name, files, false))
+            }
+        }
+        // A /sys mounted from another network namespace (a container's bind mount of the host's)
+        // lists other interfaces than vigil's netlink socket sees: then sysfs alone says it all.
+        let links = dump.flatMap { dump in
+            interfaces.allSatisfy { reportDescribes(dump[$0.name], $0.files, context: context) } ? dump : nil
+        }
         var readings = NetClassReadings()
         var stillKept: [String] = []
         var opened: [(name: String, files: KeptOpenAttributes)] = []
-        for name in names where self.ignored.allows(name) {
+        for (name, files, wasKept) in interfaces {
             let link = links?[name]
-            // A kept interface that has gone may have been created again since: open it afresh.
-            if let files = cached[name], link != nil || files.names.count == netClassFiles.count,
+            if link != nil || files.names.count == netClassFiles.count,
                 readings.read(name, link: link, from: files, context: context)
             {
-                stillKept.append(name)
+                if wasKept { stillKept.append(name) } else { opened.append((name, files)) }
                 continue
             }
+            // A kept interface that has gone may have been created again since: open it afresh; so
+            // are all the files of one the dump did not describe after all.
             guard let files = self.open(name, link == nil ? netClassFiles : filesBesideLinks, context: context)
             else { continue }
             if readings.read(name, link: link, from: files, context: context) { opened.append((name, files)) }
@@ -194,11 +214,33 @@ private let netClassFiles = NetClassText.allCases.map { "\($0)" } + netClassProp
 /// Where rtnetlink reports each of ``netClassFiles``; nil for the attributes only sysfs has.
 private let linkFields = netClassFiles.map(LinkField.init(file:))
 
-/// The files read for an interface rtnetlink reported.
-private let filesBesideLinks = zip(netClassFiles, linkFields).compactMap { $1 == nil ? $0 : nil }
+/// The files read for an interface rtnetlink reported: the attributes only sysfs has, and the two that
+/// show the report is of this interface (``reportDescribes(_:_:context:)``).
+private let filesBesideLinks =
+    zip(netClassFiles, linkFields).compactMap { $1 == nil ? $0 : nil } + ["ifindex", "address"]
 
 /// Each attribute's position in ``filesBesideLinks``.
 private let positionsBesideLinks: [Int?] = netClassFiles.map { filesBesideLinks.firstIndex(of: $0) }
+
+/// Whether rtnetlink's report describes the interface whose files these are: the same index and
+/// hardware address (names alone do not tell: a container's `eth0` is not the host's). An interface
+/// removed since counts as described, since it is left out anyway.
+private func reportDescribes(_ link: LinkReport?, _ files: KeptOpenAttributes, context: ScrapeContext) -> Bool {
+    let everyFile = files.names.count == netClassFiles.count
+    let positions = ["ifindex", "address"].map { (everyFile ? netClassFiles : filesBesideLinks).firstIndex(of: $0)! }
+    do {
+        let index = try context.reader.readAttribute(positions[0], of: files).flatMap {
+            parseNetClassNumber($0.trimmed())
+        }
+        guard let link, index == Int64(link.index) else { return false }
+        var expected: [UInt8] = []
+        _ = link.text(.address, into: &expected)
+        guard let address = try context.reader.readAttribute(positions[1], of: files) else { return false }
+        return address.trimmed().elementsEqual(expected)
+    } catch {
+        return error.errno == ENODEV
+    }
+}
 
 /// An attribute as rtnetlink reports it (``LinkReport``), written as its sysfs file has it.
 enum LinkField {
