@@ -110,8 +110,9 @@ private func dumpLinks(socket: Int32, sequence: UInt32, buffer: inout [UInt8]) -
     }
     let sent = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
     guard sent == request.count else { return nil }
-    // The kernel fills a dump's datagrams up to what the reader asked for, 32 KiB at most.
-    if buffer.count < 65536 { buffer = [UInt8](repeating: 0, count: 65536) }
+    // The kernel sizes a dump's datagrams by what the reader asks for, 32 KiB at most; left
+    // uninitialised, only the pages an answer fills become resident.
+    if buffer.count < 32768 { buffer = [UInt8](unsafeUninitializedCapacity: 32768) { $1 = 32768 } }
     var links: [String: LinkReport] = [:]
     while true {
         let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, Int32(MSG_TRUNC)) }
