@@ -115,9 +115,9 @@ public final class FileReader: @unchecked Sendable {
             if self.buffer.count - total < 4096 {
                 self.buffer.append(contentsOf: repeatElement(0, count: self.buffer.count))
             }
-            // A file generated whole is asked a page at a time: the kernel allocates (and clears) a
-            // buffer of the size asked for a sysctl.
-            let asked = end == .shortRead ? 4096 : self.buffer.count - total
+            // A file generated whole is asked for one page first: the kernel allocates (and clears) a
+            // buffer of the size asked for a sysctl. A bigger one (/proc/stat of many CPUs) gets the rest.
+            let asked = end == .shortRead && total == 0 ? 4096 : self.buffer.count - total
             let count = self.buffer.withUnsafeMutableBytes { raw in
                 pread(fd, raw.baseAddress! + total, asked, off_t(total))
             }
