@@ -219,6 +219,9 @@ private let linkFields = netClassFiles.map(LinkField.init(file:))
 private let filesBesideLinks =
     zip(netClassFiles, linkFields).compactMap { $1 == nil ? $0 : nil } + ["ifindex", "address"]
 
+/// The attributes sysfs refuses (`EINVAL`) while an interface is down.
+private let refusedWhileDown = netClassFiles.map { $0 == "speed" || $0 == "duplex" }
+
 /// Each attribute's position in ``filesBesideLinks``.
 private let positionsBesideLinks: [Int?] = netClassFiles.map { filesBesideLinks.firstIndex(of: $0) }
 
@@ -366,7 +369,10 @@ struct NetClassReadings {
                 }
                 continue
             }
-            let position = everyFile ? index : positionsBesideLinks[index]
+            // The kernel refuses the speed and duplex of an interface that is down (after taking the
+            // rtnl lock to find out): a report saying so spares the read.
+            let refused = link.map { !$0.isRunning && refusedWhileDown[index] } ?? false
+            let position = refused ? nil : everyFile ? index : positionsBesideLinks[index]
             let value: ArraySlice<UInt8>?
             switch position.map({ readNetClassAttribute($0, of: files, context: context) }) ?? .unavailable {
             case .value(let bytes): value = bytes
