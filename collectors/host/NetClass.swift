@@ -225,12 +225,17 @@ private let refusedWhileDown = netClassFiles.map { $0 == "speed" || $0 == "duple
 /// Each attribute's position in ``filesBesideLinks``.
 private let positionsBesideLinks: [Int?] = netClassFiles.map { filesBesideLinks.firstIndex(of: $0) }
 
+/// Where `ifindex` and `address` are among all the files and among those beside the dump.
+private let identityPositions = (
+    every: ["ifindex", "address"].map { netClassFiles.firstIndex(of: $0)! },
+    beside: ["ifindex", "address"].map { filesBesideLinks.firstIndex(of: $0)! }
+)
+
 /// Whether rtnetlink's report describes the interface whose files these are: the same index and
 /// hardware address (names alone do not tell: a container's `eth0` is not the host's). An interface
 /// removed since counts as described, since it is left out anyway.
 private func reportDescribes(_ link: LinkReport?, _ files: KeptOpenAttributes, context: ScrapeContext) -> Bool {
-    let everyFile = files.names.count == netClassFiles.count
-    let positions = ["ifindex", "address"].map { (everyFile ? netClassFiles : filesBesideLinks).firstIndex(of: $0)! }
+    let positions = files.names.count == netClassFiles.count ? identityPositions.every : identityPositions.beside
     do {
         let index = try context.reader.readAttribute(positions[0], of: files).flatMap {
             parseNetClassNumber($0.trimmed())
