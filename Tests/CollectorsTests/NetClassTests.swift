@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import VigilCore
 
@@ -164,21 +165,13 @@ import VigilCore
         let reported = try #require(links.dump())
         #expect(Set(reported.keys) == ["lo", "vigil1", "vigil2", "vigil3", "vigil4", "vigil5"])
 
-        func exposition(_ links: RouteLinks?) throws -> String {
-            let collector = NetClassCollector(
-                directory: sysfs + "/class/net",
-                ignored: NameFilter(include: nil, exclude: nil),
-                ignoreInvalidSpeed: false,
-                links: links
-            )
-            var writer = MetricWriter(format: .text)
-            try collector.collect(into: &writer, context: scrapeContext(PathRoots(sysfs: sysfs)))
-            return String(decoding: writer.bytes, as: UTF8.self)
-        }
-        let fromSysfs = try exposition(nil)
+        let fromSysfs = try scrapeText(netClassCollector(sysfs: sysfs, links: nil), sysfs: sysfs)
+        let collector = netClassCollector(sysfs: sysfs, links: links)
         // Twice: the second scrape reads through the files kept open by the first.
-        #expect(try exposition(links) == fromSysfs)
-        #expect(try exposition(links) == fromSysfs)
+        #expect(try scrapeText(collector, sysfs: sysfs) == fromSysfs)
+        #expect(try scrapeText(collector, sysfs: sysfs) == fromSysfs)
+        // The dump was used: only the files it has no answer for are kept.
+        #expect(keptFiles(collector) == Array(repeating: 8, count: 6))
         #expect(fromSysfs.contains("ifalias=\"edge-uplink\""))
         #expect(fromSysfs.contains("address=\"02:00:00:00:00:33\""))
         #expect(fromSysfs.contains("node_network_carrier{device=\"vigil1\"} 0"))
@@ -198,21 +191,13 @@ import VigilCore
         try network.ip("link set lo up")
         try network.ip("link add \(hostName) type ifb")
         let sysfs = try network.mountSysfs()
-        func exposition(_ links: RouteLinks?) throws -> String {
-            let collector = NetClassCollector(
-                directory: sysfs + "/class/net",
-                ignored: NameFilter(include: nil, exclude: nil),
-                ignoreInvalidSpeed: false,
-                links: links
-            )
-            var writer = MetricWriter(format: .text)
-            try collector.collect(into: &writer, context: scrapeContext(PathRoots(sysfs: sysfs)))
-            return String(decoding: writer.bytes, as: UTF8.self)
-        }
-        let fromSysfs = try exposition(nil)
+        let fromSysfs = try scrapeText(netClassCollector(sysfs: sysfs, links: nil), sysfs: sysfs)
         #expect(fromSysfs.contains("node_network_up{device=\"\(hostName)\"} 0"))
-        #expect(try exposition(hostLinks) == fromSysfs)
-        #expect(try exposition(hostLinks) == fromSysfs)
+        let collector = netClassCollector(sysfs: sysfs, links: hostLinks)
+        #expect(try scrapeText(collector, sysfs: sysfs) == fromSysfs)
+        #expect(try scrapeText(collector, sysfs: sysfs) == fromSysfs)
+        // Every file of both interfaces is kept.
+        #expect(keptFiles(collector) == [22, 22])
     }
 
     /// A dump in two datagrams, with an answer to an earlier request before it; what does not hold
@@ -296,6 +281,28 @@ private func kernelRefusesLoopbackSpeed() -> Bool {
 private func canCreateNetworkNamespaces() -> Bool {
     getuid() == 0
         && ["/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/umount", "/usr/sbin/ip"].allSatisfy(FileSystem.exists)
+}
+
+/// A netclass collector of the interfaces under `sysfs`, taking rtnetlink's reports from `links`.
+private func netClassCollector(sysfs: String, links: RouteLinks?) -> NetClassCollector {
+    NetClassCollector(
+        directory: sysfs + "/class/net",
+        ignored: NameFilter(include: nil, exclude: nil),
+        ignoreInvalidSpeed: false,
+        links: links
+    )
+}
+
+/// How many files the collector keeps open for each interface, by name.
+private func keptFiles(_ collector: NetClassCollector) -> [Int] {
+    collector.kept.files.withLock { $0.sorted { $0.key < $1.key }.map(\.value.names.count) }
+}
+
+/// The text one scrape of `collector` writes.
+private func scrapeText(_ collector: NetClassCollector, sysfs: String) throws -> String {
+    var writer = MetricWriter(format: .text)
+    try collector.collect(into: &writer, context: scrapeContext(PathRoots(sysfs: sysfs)))
+    return String(decoding: writer.bytes, as: UTF8.self)
 }
 
 /// An integer's bytes in the machine's order, as netlink has them.

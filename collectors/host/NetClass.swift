@@ -52,7 +52,7 @@ struct NetClassCollector: Collector {
     let ignoreInvalidSpeed: Bool
     /// nil where `/sys/class/net` may not be vigil's own network namespace.
     let links: RouteLinks?
-    private let kept = KeptInterfaces()
+    let kept = KeptInterfaces()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let names = try FileSystem.entries(of: self.directory).sorted().filter { self.ignored.allows($0) }
