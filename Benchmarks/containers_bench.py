@@ -207,9 +207,13 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the generated trees")
     parser.add_argument("--work", default=f"/tmp/vigil-containers-bench-{os.getpid()}", help="where trees go")
     parser.add_argument("--port", type=int, default=PORT, help="first of the TCP ports used (up to +20)")
-    parser.add_argument("--nofile", type=int, default=8192,
-                        help="the agent's limit of open files, as the packaged unit's LimitNOFILE (0: inherited)")
+    parser.add_argument("--nofile", type=int, default=65536,
+                        help="the agent's limit of open files, as the packaged unit's LimitNOFILE (0: inherited); "
+                             "lowered to the hard limit this shell may not raise")
     args = parser.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if args.nofile and hard != resource.RLIM_INFINITY:
+        args.nofile = min(args.nofile, hard)
     sizes = [int(size) for size in args.sizes.split(",")]
     work = args.work
     os.makedirs(work, exist_ok=True)
