@@ -51,13 +51,13 @@ func vmstatLayout(_ shape: NumberShape, fields: GoRegex, path: String) -> Number
         }
         let field = name.string
         let family = "node_vmstat_" + field
-        let selected = fields.matches(field) && isValidMetricName(family)
+        let selected = fields.matches(field)
         guard columns.count == 2, columns[1].isShapeNumber else {
-            if fields.matches(field) { unreadable += 1 }
+            if selected { unreadable += 1 }
             layout.skipNumbers(in: line)
             continue
         }
-        if !selected {
+        if !selected || !isValidMetricName(family) {
             layout.add([])
         } else if seen.insert(field).inserted {
             layout.add([NumberLayout.Family(family, help: "/proc/vmstat information field \(field).", type: .untyped)])
