@@ -37,10 +37,11 @@ struct LinkReport: Equatable {
 }
 
 /// The host's network interfaces from one rtnetlink dump (`RTM_GETLINK`), through a socket kept open
-/// between scrapes: a dozen of each interface's properties for the cost of one `sysfs` read or two.
+/// between scrapes: 16 of each interface's properties for the cost of one `sysfs` read or two.
 ///
 /// The socket belongs to the network namespace vigil runs in; its answers describe `/sys/class/net`
-/// only where that is the sysfs vigil's namespace mounted, so netclass asks only when reading `/sys`.
+/// only where that is the sysfs vigil's namespace mounted, so netclass asks only when reading `/sys`,
+/// and checks each interface's index and address against sysfs before it takes the answers.
 final class RouteLinks: Sendable {
     private struct Connection {
         var socket: Int32 = -1
