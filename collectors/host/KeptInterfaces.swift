@@ -6,12 +6,14 @@ final class KeptInterfaces: Sendable {
     let files = Mutex<[String: KeptOpenAttributes]>([:])
 
     /// Forgets the interfaces not in `stillKept` (no longer listed, or gone), and keeps newly opened
-    /// ones while there is room.
-    func update(stillKept: [String], opened: [(name: String, files: KeptOpenAttributes)], capacity: Int) {
+    /// ones while their files fit in `descriptors`.
+    func update(stillKept: [String], opened: [(name: String, files: KeptOpenAttributes)], descriptors: Int) {
         self.files.withLock { files in
             if files.count != stillKept.count { files = files.filter { stillKept.contains($0.key) } }
-            for (name, opened) in opened where files.count < capacity && files[name] == nil {
+            var used = files.values.reduce(0) { $0 + $1.names.count }
+            for (name, opened) in opened where files[name] == nil && used + opened.names.count <= descriptors {
                 files[name] = opened
+                used += opened.names.count
             }
         }
     }

@@ -98,7 +98,7 @@ struct NetDevCollector: Collector {
                 values.append((device, value))
             }
         }
-        self.kept.update(stillKept: stillKept, opened: opened, capacity: Self.keptInterfaces)
+        self.kept.update(stillKept: stillKept, opened: opened, descriptors: Self.keptInterfaces)
         guard !values.isEmpty else { return }
         writer.family(noHandlerFamily)
         for (device, value) in values { writer.sample(Double(value), ("device", table.names[device])) }
