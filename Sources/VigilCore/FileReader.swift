@@ -111,13 +111,18 @@ public final class FileReader: @unchecked Sendable {
     private func readAll(fd: Int32, path: String, end: FileEnd = .emptyRead) throws(FileError) -> ArraySlice<UInt8> {
         var total = 0
         while true {
-            // Every read asks for a page at least, so that a short one means what `end` says.
-            if self.buffer.count - total < 4096 {
-                self.buffer.append(contentsOf: repeatElement(0, count: self.buffer.count))
+            // A seq_file of lines is asked for a page at least, so that a short read means what `end`
+            // says; any other read needs room for one byte.
+            var needed = 1
+            if case .roomForLine = end { needed = 4096 }
+            while self.buffer.count - total < needed {
+                self.buffer.append(contentsOf: repeatElement(0, count: max(self.buffer.count, 64)))
             }
-            // A file generated whole is asked for one page first: the kernel allocates (and clears) a
-            // buffer of the size asked for a sysctl. A bigger one (/proc/stat of many CPUs) gets the rest.
-            let asked = end == .shortRead && total == 0 ? 4096 : self.buffer.count - total
+            // A file generated whole is asked for a page at most at first: the kernel allocates (and
+            // clears) a buffer of the size asked for a sysctl. A bigger one (/proc/stat of many CPUs)
+            // gets the rest of the buffer.
+            let room = self.buffer.count - total
+            let asked = end == .shortRead && total == 0 ? min(room, 4096) : room
             let count = self.buffer.withUnsafeMutableBytes { raw in
                 pread(fd, raw.baseAddress! + total, asked, off_t(total))
             }

@@ -3,13 +3,14 @@ import Testing
 import VigilCore
 
 @Suite struct FileReaderTests {
-    /// Files of every size around a page read whole, whatever shows their end.
-    @Test(arguments: [FileEnd.emptyRead, .shortRead, .roomForLine(100)])
-    func readsRegularFilesWhole(end: FileEnd) throws {
+    /// Files of every size around a page read whole, whatever shows their end, by readers that start
+    /// with a buffer smaller than a page (never asking for more than it holds) or with several pages.
+    @Test(arguments: [FileEnd.emptyRead, .shortRead, .roomForLine(100)], [16, 256, 16384])
+    func readsRegularFilesWhole(end: FileEnd, capacity: Int) throws {
         let directory = NSTemporaryDirectory() + "vigil-file-reader-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let reader = FileReader(capacity: 4096)
+        let reader = FileReader(capacity: capacity)
         for size in [0, 1, 3995, 3996, 4095, 4096, 4097, 8192, 40000] {
             let text = (0..<size).map { $0 % 50 == 49 ? UInt8(ascii: "\n") : UInt8(ascii: "a") + UInt8($0 % 26) }
             let path = directory + "/\(size)"
