@@ -167,12 +167,13 @@ import VigilCore
         let reported = try #require(links.dump())
         #expect(Set(reported.keys) == Set(["lo", "vigil1", "vigil2", "vigil3", "vigil4", "vigil5"] + more))
 
+        let roots = PathRoots(sysfs: sysfs)
         let sysfsOnly = netClassCollector(sysfs: sysfs, links: nil)
-        let fromSysfs = try scrapeText(sysfsOnly, sysfs: sysfs)
+        let fromSysfs = try collect(sysfsOnly, roots: roots).text
         let collector = netClassCollector(sysfs: sysfs, links: links)
         // Twice: the second scrape reads through the files kept open by the first.
-        #expect(try scrapeText(collector, sysfs: sysfs) == fromSysfs)
-        #expect(try scrapeText(collector, sysfs: sysfs) == fromSysfs)
+        #expect(try collect(collector, roots: roots).text == fromSysfs)
+        #expect(try collect(collector, roots: roots).text == fromSysfs)
         // The dump was used: only the files it has no answer for are kept, so all 16 interfaces' fit in
         // the descriptors that keep 8 interfaces' files without it.
         #expect(keptFiles(collector) == Array(repeating: 8, count: 16))
@@ -196,11 +197,12 @@ import VigilCore
         try network.ip("link set lo up")
         try network.ip("link add \(hostName) type ifb")
         let sysfs = try network.mountSysfs()
-        let fromSysfs = try scrapeText(netClassCollector(sysfs: sysfs, links: nil), sysfs: sysfs)
+        let roots = PathRoots(sysfs: sysfs)
+        let fromSysfs = try collect(netClassCollector(sysfs: sysfs, links: nil), roots: roots).text
         #expect(fromSysfs.contains("node_network_up{device=\"\(hostName)\"} 0"))
         let collector = netClassCollector(sysfs: sysfs, links: hostLinks)
-        #expect(try scrapeText(collector, sysfs: sysfs) == fromSysfs)
-        #expect(try scrapeText(collector, sysfs: sysfs) == fromSysfs)
+        #expect(try collect(collector, roots: roots).text == fromSysfs)
+        #expect(try collect(collector, roots: roots).text == fromSysfs)
         // Every file of both interfaces is kept.
         #expect(keptFiles(collector) == [22, 22])
     }
@@ -301,13 +303,6 @@ private func netClassCollector(sysfs: String, links: RouteLinks?) -> NetClassCol
 /// How many files the collector keeps open for each interface, by name.
 private func keptFiles(_ collector: NetClassCollector) -> [Int] {
     collector.kept.files.withLock { $0.sorted { $0.key < $1.key }.map(\.value.names.count) }
-}
-
-/// The text one scrape of `collector` writes.
-private func scrapeText(_ collector: NetClassCollector, sysfs: String) throws -> String {
-    var writer = MetricWriter(format: .text)
-    try collector.collect(into: &writer, context: scrapeContext(PathRoots(sysfs: sysfs)))
-    return String(decoding: writer.bytes, as: UTF8.self)
 }
 
 /// An integer's bytes in the machine's order, as netlink has them.

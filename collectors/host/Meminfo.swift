@@ -5,7 +5,8 @@ import VigilCore
 /// counts (`HugePages_Total`) keep their unit-less name. Lines of another form are skipped.
 ///
 /// The file's keys come in the same order on every read: the families are worked out once for the
-/// file's shape (``NumberLayout``) and a scrape only checks the shape while picking out the numbers.
+/// file's shape (``NumberLayout``) and a scrape only checks the text around the numbers while picking
+/// them out.
 struct MeminfoCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "meminfo",

@@ -38,9 +38,9 @@ struct NetDevCollector: Collector {
         )
     }
 
-    /// Interfaces whose `rx_nohandler` file stays open between scrapes (one descriptor each): opening
-    /// it through `/sys/class/net` costs the kernel several times the read. Others are opened per scrape.
-    static let keptInterfaces = 64
+    /// Most `rx_nohandler` files kept open between scrapes, one per interface: opening it through
+    /// `/sys/class/net` costs the kernel several times the read. Others are opened per scrape.
+    static let keptFiles = 64
 
     let file: KeptOpenFile
     /// `/sys/class/net`, where each interface's `statistics/rx_nohandler` is.
@@ -98,7 +98,7 @@ struct NetDevCollector: Collector {
                 values.append((device, value))
             }
         }
-        self.kept.update(stillKept: stillKept, opened: opened, descriptors: Self.keptInterfaces)
+        self.kept.update(stillKept: stillKept, opened: opened, descriptors: Self.keptFiles)
         guard !values.isEmpty else { return }
         writer.family(noHandlerFamily)
         for (device, value) in values { writer.sample(Double(value), ("device", table.names[device])) }
