@@ -71,10 +71,12 @@ public struct MetricWriter {
     /// The current family's name, followed by the sample-name suffix being written.
     @usableFromInline internal var name: [UInt8] = []
 
-    public init(format: ExpositionFormat, reusing buffer: [UInt8] = []) {
+    /// - Parameter buffer: storage to write into, emptied first. It is taken over, not copied: a
+    ///   buffer still referenced elsewhere would be emptied into new storage of its capacity.
+    public init(format: ExpositionFormat, reusing buffer: consuming [UInt8] = []) {
         self.format = format
+        buffer.removeAll(keepingCapacity: true)
         self.storage = buffer
-        self.storage.removeAll(keepingCapacity: true)
         self.name.reserveCapacity(64)
     }
 

@@ -244,7 +244,7 @@ public final class Scraper: Sendable {
                 seconds: elapsed.seconds,
                 success: success
             )
-            if let late = run.complete(position, outcome: outcome) {
+            if let late = run.complete(position, outcome: consume outcome) {
                 // The scrape gave up on this collector; it has returned now.
                 self.abandoned.withLock { $0[index] -= 1 }
                 self.recycle(late.bytes)
@@ -289,16 +289,20 @@ public final class Scraper: Sendable {
         {
             self.dropRedefinedFamilies(at: position, of: &outcomes, run: run, format: format)
         }
-        var parts: [Output.Part] = []
-        for outcome in outcomes {
-            if outcome.bytes.isEmpty {
-                self.recycle(outcome.bytes)
-            } else {
-                parts.append(.bytes(outcome.bytes))
-            }
-            if let streamed = outcome.streamed { parts.append(.streamed(streamed)) }
-        }
+        // Taken before this scrape's empty buffers go back: one still referenced by `outcomes` would be
+        // emptied into new storage, not reused.
         var writer = MetricWriter(format: format, reusing: self.takeBuffer())
+        var parts: [Output.Part] = []
+        for position in outcomes.indices {
+            var bytes: [UInt8] = []
+            swap(&bytes, &outcomes[position].bytes)
+            if bytes.isEmpty {
+                self.recycle(bytes)
+            } else {
+                parts.append(.bytes(bytes))
+            }
+            if let streamed = outcomes[position].streamed { parts.append(.streamed(streamed)) }
+        }
         var failed: [String] = []
         writer.family(
             "node_scrape_collector_duration_seconds",
@@ -374,6 +378,17 @@ public final class Scraper: Sendable {
     /// How many buffers the pool holds (tests: every buffer taken is given back, and no more).
     var pooledBuffers: Int { self.buffers.withLock { $0.count } }
 
+    /// Where the pooled buffers' storage lies, and its capacity (tests: a scrape writes into the storage
+    /// it takes, rather than replacing it).
+    var pooledStorage: [UInt: Int] {
+        self.buffers.withLock { buffers in
+            Dictionary(
+                buffers.map { ($0.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }, $0.capacity) },
+                uniquingKeysWith: { first, _ in first }
+            )
+        }
+    }
+
     /// A buffer from the scraper's pool (give it back with ``recycle(_:)``).
     public func takeBuffer() -> [UInt8] {
         self.buffers.withLock { $0.popLast() ?? [] }
@@ -442,12 +457,17 @@ final class ScrapeRun: Sendable {
     }
 
     /// Records a collector's outcome. Returns it back when the scrape had already given up on it.
+    ///
+    /// The outcome is moved, not copied, into the run: the last one finishes the scrape, whose buffers
+    /// go back to the scraper's pool, and a copy still held here would make the next taker of one of
+    /// them write into new storage.
     @discardableResult
-    func complete(_ position: Int, outcome: Outcome) -> Outcome? {
+    func complete(_ position: Int, outcome: consuming Outcome) -> Outcome? {
+        var pending: Outcome? = consume outcome
         let (late, last) = self.state.withLock { state -> (Outcome?, Bool) in
             state.started.removeValue(forKey: position)
-            guard !state.finished else { return (outcome, false) }
-            state.outcomes[position] = outcome
+            guard !state.finished else { return (pending.take(), false) }
+            state.outcomes[position] = pending.take()
             state.remaining -= 1
             guard state.remaining == 0 else { return (nil, false) }
             state.finished = true

@@ -154,6 +154,31 @@ import Testing
         }
     }
 
+    /// Scrapes write into the buffers the last one gave back, not into new storage: with collectors that
+    /// write nothing (their sources are missing here), whose empty buffers go back to the pool first.
+    @Test func scrapesReuseTheStorageOfPooledBuffers() async throws {
+        let empty = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let arguments = [
+            "--collector.disable-defaults", "--collector.hwmon", "--collector.thermal_zone", "--collector.loadavg",
+            "--collector.meminfo", "--path.sysfs=\(empty)",
+        ]
+        try await withAgent(arguments) { agent in
+            var storage: [[UInt: Int]] = []
+            for _ in 0..<12 {
+                #expect(try await agent.get("/metrics", headers: ["Accept-Encoding": "gzip"]).status == 200)
+                // The response's buffers go back once its last chunk is written, just after the client has it.
+                try await Task.sleep(for: .milliseconds(50))
+                storage.append(agent.agent.scraper.pooledStorage)
+            }
+            // Buffers change hands between scrapes, and one grows when it meets more text than it held
+            // before: only then is its storage replaced.
+            for (before, after) in zip(storage, storage.dropFirst()) where Set(after.keys) != Set(before.keys) {
+                #expect(after.values.reduce(0, +) > before.values.reduce(0, +), "\(before) -> \(after)")
+            }
+        }
+    }
+
     @Test func servesLandingPageHealthAndNotFound() async throws {
         try await withAgent(["--web.telemetry-path=/custom"]) { agent in
             let landing = try await agent.get("/")

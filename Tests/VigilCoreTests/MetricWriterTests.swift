@@ -22,6 +22,20 @@ import VigilCore
         )
     }
 
+    /// A scrape's buffers come back from the last one: writing into one must not put it aside for new
+    /// storage (garbage of every collector's output size, at every scrape).
+    @Test func writesIntoTheBufferItReuses() {
+        var buffer = [UInt8](repeating: UInt8(ascii: "x"), count: 100)
+        buffer.reserveCapacity(4096)
+        let storage = buffer.withUnsafeBufferPointer { $0.baseAddress }
+        var writer = MetricWriter(format: .text, reusing: consume buffer)
+        writer.family("node_load1", help: "1m load average.", type: .gauge)
+        writer.sample(0.25)
+        let bytes = writer.takeBytes()
+        #expect(bytes.withUnsafeBufferPointer { $0.baseAddress } == storage)
+        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("# HELP node_load1 "))
+    }
+
     @Test func writesSummariesAndSuffixedSamplesWithRunTimeLabels() throws {
         var writer = MetricWriter(format: .text)
         writer.family("rpc_seconds", help: "RPC latency.", type: .summary)
