@@ -34,6 +34,9 @@ struct ProcessMetrics: MetricSource {
     }()
     private let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
     private let statm = KeptOpenFile("/proc/self/statm", end: .shortRead)
+    /// Kept open: `fstat` on it counts the descriptors without looking the path up again (it counts
+    /// itself, as node_exporter's count includes the descriptor it lists the directory with).
+    private let descriptors = KeptOpenFile("/proc/self/fd")
 
     func write(into writer: inout MetricWriter) {
         var usage = rusage()
@@ -41,46 +44,54 @@ struct ProcessMetrics: MetricSource {
         let cpu =
             Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
             + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-        writer.family(
-            "process_cpu_seconds_total",
-            help: "Total user and system CPU time spent in seconds.",
-            type: .counter
-        )
-        writer.sample(cpu)
+        writer.family(cpuSeconds, onlySample: cpu)
         if let statm = try? FileReader(capacity: 256).read(self.statm) {
             var fields = statm.fields
             let size = fields.next()?.parseUInt64()
             let resident = fields.next()?.parseUInt64()
             if let size, let resident {
-                writer.family("process_resident_memory_bytes", help: "Resident memory size in bytes.", type: .gauge)
-                writer.sample(Double(resident) * self.pageSize)
-                writer.family("process_virtual_memory_bytes", help: "Virtual memory size in bytes.", type: .gauge)
-                writer.sample(Double(size) * self.pageSize)
+                writer.family(residentMemory, onlySample: Double(resident) * self.pageSize)
+                writer.family(virtualMemory, onlySample: Double(size) * self.pageSize)
             }
         }
-        if let fds = openDescriptors() {
-            writer.family("process_open_fds", help: "Number of open file descriptors.", type: .gauge)
-            writer.sample(Double(fds))
+        if let fds = self.openDescriptors() {
+            writer.family(openFDs, onlySample: Double(fds))
         }
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
-            writer.family("process_max_fds", help: "Maximum number of open file descriptors.", type: .gauge)
-            writer.sample(Double(limit.rlim_cur))
+            writer.family(maxFDs, onlySample: Double(limit.rlim_cur))
         }
-        writer.family(
-            "process_start_time_seconds",
-            help: "Start time of the process since unix epoch in seconds.",
-            type: .gauge
-        )
-        writer.sample(self.startTime)
+        writer.family(startTimeSeconds, onlySample: self.startTime)
     }
 
     /// How many descriptors vigil has open. Linux 6.2 and later give the number as the size of
-    /// /proc/self/fd: one `stat` instead of listing the hundred-odd files vigil keeps open (and a
+    /// /proc/self/fd: one `fstat` instead of listing the hundred-odd files vigil keeps open (and a
     /// dentry lookup for each); older kernels give 0 there, and the directory is listed.
     func openDescriptors() -> Int? {
-        var status = stat()
-        if stat("/proc/self/fd", &status) == 0 && status.st_size > 0 { return Int(status.st_size) }
+        if let size = self.descriptors.size(), size > 0 { return size }
         return (try? FileSystem.entryCount(of: "/proc/self/fd")).map { $0 - 1 }  // minus the one listing them
     }
 }
+
+private let cpuSeconds = MetricFamily(
+    "process_cpu_seconds_total",
+    help: "Total user and system CPU time spent in seconds.",
+    type: .counter
+)
+private let residentMemory = MetricFamily(
+    "process_resident_memory_bytes",
+    help: "Resident memory size in bytes.",
+    type: .gauge
+)
+private let virtualMemory = MetricFamily(
+    "process_virtual_memory_bytes",
+    help: "Virtual memory size in bytes.",
+    type: .gauge
+)
+private let openFDs = MetricFamily("process_open_fds", help: "Number of open file descriptors.", type: .gauge)
+private let maxFDs = MetricFamily("process_max_fds", help: "Maximum number of open file descriptors.", type: .gauge)
+private let startTimeSeconds = MetricFamily(
+    "process_start_time_seconds",
+    help: "Start time of the process since unix epoch in seconds.",
+    type: .gauge
+)

@@ -187,6 +187,15 @@ public final class KeptOpenFile: Sendable {
         }
     }
 
+    /// The size `fstat` gives for the open file (for `/proc/self/fd`, Linux 6.2 and later: how many
+    /// descriptors the process has open); nil when it cannot be opened.
+    public func size() -> Int? {
+        guard let fd = try? self.descriptor() else { return nil }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { return nil }
+        return Int(status.st_size)
+    }
+
     /// Whether the file changed since the last call, as far as the kernel tells: mount tables
     /// (`/proc/<pid>/mountinfo`) report a mount or unmount with `POLLPRI` (proc(5)). Files that report
     /// nothing of the kind (regular files) always count as changed, and so does a file not yet open.

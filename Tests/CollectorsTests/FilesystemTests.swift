@@ -173,6 +173,26 @@ private func waitUntil(_ condition: () -> Bool) {
         )
     }
 
+    /// The selection of mounts is kept while the mount table is: a mount added or removed between
+    /// scrapes shows in the next one.
+    @Test func followsMountsAddedAndRemovedBetweenScrapes() throws {
+        let table = "1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        let added = "40 1 8:17 / /data rw,relatime shared:9 - xfs /dev/sdb1 rw\n"
+        let tree = try TemporaryTree(files: ["proc/self/mountinfo": table])
+        let fake = FakeStatfs()
+        let collector = try filesystemCollector(fake, roots: tree.roots)
+        func mountPoints() throws -> Set<String> {
+            let collected = try collect(collector, roots: tree.roots)
+            return Set(try #require(collected[family: "node_filesystem_size_bytes"]).samples.map { $0[label: "mountpoint"]! })
+        }
+        #expect(try mountPoints() == ["/"])
+        #expect(try mountPoints() == ["/"])
+        try tree.write("proc/self/mountinfo", table + added)
+        #expect(try mountPoints() == ["/", "/data"])
+        try tree.write("proc/self/mountinfo", added)
+        #expect(try mountPoints() == ["/data"])
+    }
+
     @Test func includeAndExcludeOptions() throws {
         let roots = fixtureRoots("mountinfo-odd")
         let onlyNFS = try collect(

@@ -87,6 +87,9 @@ struct FilesystemCollector: Collector {
     /// The `statfs` calls in flight, shared by all scrapes: never two at a time for one path.
     let calls = StatfsCalls()
     let statfs: @Sendable (String) -> StatfsResult
+    /// The last selection and the mount table it was made from: the table is kept until the kernel
+    /// reports a change, and comparing the same array again costs nothing.
+    private let selection = CollectorState<(entries: [MountinfoEntry], paths: PathRoots, mounts: [SelectedMount])?>(nil)
 
     init(setup: CollectorSetup) throws {
         let settings = setup.settings
@@ -130,7 +133,7 @@ struct FilesystemCollector: Collector {
     }
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
-        let mounts = self.selectMounts(try context.mountinfo(), paths: context.paths)
+        let mounts = self.selectedMounts(try context.mountinfo(), paths: context.paths)
         let outcomes = self.measure(mounts, context: context)
         var stats: [(mount: SelectedMount, outcome: StatfsOutcome)] = []
         var unmeasured = 0
@@ -145,6 +148,16 @@ struct FilesystemCollector: Collector {
             context.recordFailure("statfs of \(unmeasured) mounts could not start before the scrape deadline")
         }
         writeFamilies(stats, into: &writer)
+    }
+
+    /// ``selectMounts(_:paths:)``, made again only when the mount table changed.
+    private func selectedMounts(_ entries: [MountinfoEntry], paths: PathRoots) -> [SelectedMount] {
+        if let last = self.selection.value.withLock({ $0 }), last.entries == entries, last.paths == paths {
+            return last.mounts
+        }
+        let mounts = self.selectMounts(entries, paths: paths)
+        self.selection.value.withLock { $0 = (entries, paths, mounts) }
+        return mounts
     }
 
     /// The mounts that pass the filters, once per device, mount point and type: node_exporter reports a
