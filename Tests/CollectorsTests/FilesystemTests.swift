@@ -183,7 +183,9 @@ private func waitUntil(_ condition: () -> Bool) {
         let collector = try filesystemCollector(fake, roots: tree.roots)
         func mountPoints() throws -> Set<String> {
             let collected = try collect(collector, roots: tree.roots)
-            return Set(try #require(collected[family: "node_filesystem_size_bytes"]).samples.map { $0[label: "mountpoint"]! })
+            return Set(
+                try #require(collected[family: "node_filesystem_size_bytes"]).samples.map { $0[label: "mountpoint"]! }
+            )
         }
         #expect(try mountPoints() == ["/"])
         #expect(try mountPoints() == ["/"])
