@@ -184,6 +184,44 @@ import VigilCore
         #expect(!fromSysfs.contains("node_network_carrier{device=\"vigil2\"}"))
     }
 
+    /// Files kept open and shown to match the dump are not read again to show it while the dump reports
+    /// the same index and address; a name that passes to another interface (renamed in its place) is
+    /// read from that interface's files.
+    @Test(.enabled(if: canCreateNetworkNamespaces())) func aNameTakenByAnotherInterfaceIsReadFromItsFiles() throws {
+        let network = try PrivateNetwork()
+        for command in [
+            "link add vigil1 type veth peer name vigil3", "link set vigil1 mtu 1400",
+            "link add vigil2 type veth peer name vigil4", "link set vigil2 mtu 1280",
+            "link set vigil2 address 02:00:00:00:00:44", "link set vigil2 up",
+        ] {
+            try network.ip(command)
+        }
+        let sysfs = try network.mountSysfs()
+        let roots = PathRoots(sysfs: sysfs)
+        let links = try network.inNamespace { RouteLinks() }
+        let collector = netClassCollector(sysfs: sysfs, links: links)
+        let first = try collect(collector, roots: roots)
+        #expect(try collect(collector, roots: roots).text == first.text)
+        #expect(collector.verified.value.withLock { Set($0.keys) } == ["lo", "vigil1", "vigil2", "vigil3", "vigil4"])
+
+        try network.ip("link set vigil1 name vigil9")
+        try network.ip("link set vigil2 name vigil1")
+        let fromSysfs = try collect(netClassCollector(sysfs: sysfs, links: nil), roots: roots).text
+        #expect(try collect(collector, roots: roots).text == fromSysfs)
+        #expect(try collect(collector, roots: roots).text == fromSysfs)
+        let after = try collect(collector, roots: roots)
+        #expect(after.value("node_network_mtu_bytes", ["device": "vigil1"]) == 1280)
+        #expect(after.value("node_network_mtu_bytes", ["device": "vigil9"]) == 1400)
+        // Attributes only sysfs has: the address was set (3), and the interface is up (IFF_UP).
+        #expect(after.value("node_network_address_assign_type", ["device": "vigil1"]) == 3)
+        #expect(after.value("node_network_flags", ["device": "vigil1"]).map { Int($0) & 1 } == 1)
+        #expect(after.value("node_network_flags", ["device": "vigil9"]).map { Int($0) & 1 } == 0)
+        #expect(
+            after.value("node_network_iface_id", ["device": "vigil1"])
+                == first.value("node_network_iface_id", ["device": "vigil2"])
+        )
+    }
+
     /// A sysfs of another network namespace than the netlink socket's (a container's bind mount of
     /// the host's /sys): an interface of the same name is another interface, and sysfs says it all.
     @Test(.enabled(if: canCreateNetworkNamespaces())) func aSysfsOfAnotherNamespaceIsReadWhole() throws {

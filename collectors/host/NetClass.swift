@@ -54,6 +54,10 @@ struct NetClassCollector: Collector {
     /// nil where `/sys/class/net` may not be vigil's own network namespace.
     let links: RouteLinks?
     let kept = KeptInterfaces()
+    /// The index and address each kept interface's files were shown to have, matching the dump then:
+    /// while the dump reports the same for the name, the files need not be read again to show it (a
+    /// name taken by another interface comes with another index).
+    let verified = CollectorState<[String: LinkIdentity]>([:])
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let names = try FileSystem.entries(of: self.directory).sorted().filter { self.ignored.allows($0) }
@@ -75,8 +79,20 @@ struct NetClassCollector: Collector {
         }
         // A /sys mounted from another network namespace (a container's bind mount of the host's)
         // lists other interfaces than vigil's netlink socket sees: then sysfs alone says it all.
+        let known = self.verified.value.withLock { $0 }
+        var identities: [String: LinkIdentity] = [:]
         let links = dump.flatMap { dump in
-            interfaces.allSatisfy { reportDescribes(dump[$0.name], $0.files, context: context) } ? dump : nil
+            interfaces.allSatisfy { interface in
+                let report = dump[interface.name]
+                let identity = report.map(LinkIdentity.init)
+                if interface.wasKept, let identity, known[interface.name] == identity {
+                    identities[interface.name] = identity
+                    return true
+                }
+                guard reportDescribes(report, interface.files, context: context) else { return false }
+                identities[interface.name] = identity
+                return true
+            } ? dump : nil
         }
         var readings = NetClassReadings()
         var stillKept: [String] = []
@@ -91,11 +107,13 @@ struct NetClassCollector: Collector {
             }
             // A kept interface that has gone may have been created again since: open it afresh; so
             // are all the files of one the dump did not describe after all.
+            identities[name] = nil
             guard let files = self.open(name, link == nil ? netClassFiles : filesBesideLinks, context: context)
             else { continue }
             if readings.read(name, link: link, from: files, context: context) { opened.append((name, files)) }
         }
         self.kept.update(stillKept: stillKept, opened: opened, descriptors: Self.keptFiles)
+        self.verified.value.withLock { $0 = links == nil ? [:] : identities }
         self.write(readings, into: &writer)
     }
 
@@ -231,6 +249,17 @@ private let identityPositions = (
     every: ["ifindex", "address"].map { netClassFiles.firstIndex(of: $0)! },
     beside: ["ifindex", "address"].map { filesBesideLinks.firstIndex(of: $0)! }
 )
+
+/// What shows that an interface's files and rtnetlink's report are of one interface.
+struct LinkIdentity: Equatable {
+    let index: Int32
+    let address: [UInt8]?
+
+    init(_ report: LinkReport) {
+        self.index = report.index
+        self.address = report.address
+    }
+}
 
 /// Whether rtnetlink's report describes the interface whose files these are: the same index and
 /// hardware address (names alone do not tell: a container's `eth0` is not the host's). An interface
