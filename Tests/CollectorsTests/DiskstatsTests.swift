@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import VigilCore
 
@@ -194,6 +195,30 @@ import VigilCore
         #expect(info[label: "rotational"] == "0")
         #expect(info[label: "major"] == "8")
         #expect(collected[family: "node_disk_filesystem_info"] == nil)
+    }
+
+    /// `queue/rotational` is read through files kept open between scrapes, which show a new value, and
+    /// are let go with their device.
+    @Test func keepsRotationalOpenWhileTheDeviceIsListed() throws {
+        let tree = try TemporaryTree(files: [:])
+        try tree.write("proc/diskstats", " 8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n 8 16 sdb 1 2 3 4 5 6 7 8 9 10 11\n")
+        try tree.write("sys/block/sda/queue/rotational", "1\n")
+        try tree.write("sys/block/sdb/queue/rotational", "0\n")
+        let collector = try #require(
+            try makeCollector(DiskstatsCollector.descriptor, roots: tree.roots) as? DiskstatsCollector
+        )
+        func rotational() throws -> [String: String] {
+            let samples = try #require(try collect(collector, roots: tree.roots)[family: "node_disk_info"]).samples
+            return Dictionary(uniqueKeysWithValues: samples.map { ($0[label: "device"]!, $0[label: "rotational"]!) })
+        }
+        func kept() -> [String] { collector.kept.files.withLock { $0.keys.sorted() } }
+        #expect(try rotational() == ["sda": "1", "sdb": "0"])
+        #expect(kept() == ["sda", "sdb"])
+        try tree.write("sys/block/sda/queue/rotational", "0\n")
+        #expect(try rotational() == ["sda": "0", "sdb": "0"])
+        try tree.write("proc/diskstats", " 8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n")
+        #expect(try rotational() == ["sda": "0"])
+        #expect(kept() == ["sda"])
     }
 
     @Test func parsesUdevProperties() {

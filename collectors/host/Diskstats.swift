@@ -1,3 +1,4 @@
+import Synchronization
 import VigilCore
 
 /// Block device I/O counters from `/proc/diskstats` (`node_disk_*`), only those the kernel writes
@@ -37,11 +38,16 @@ struct DiskstatsCollector: Collector {
         )
     }
 
+    /// Most `queue/rotational` files kept open between scrapes, one per device: looking the path up
+    /// through `/sys/block`'s links costs the kernel several times the read. Others are opened per scrape.
+    static let keptFiles = 64
+
     let file: KeptOpenFile
     let filter: NameFilter
     let paths: PathRoots
     /// Whether the udev database exists (checked once, as node_exporter does).
     let udev: Bool
+    let kept = KeptDeviceFiles()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let stats = parseDiskstats(try context.reader.read(self.file)) { self.filter.allows($0) }
@@ -68,16 +74,29 @@ struct DiskstatsCollector: Collector {
         guard !devices.isEmpty else { return }
         var infos: [(device: Diskstats.Device, rotational: String, udev: UdevProperties)] = []
         infos.reserveCapacity(devices.count)
+        let cached = self.kept.files.withLock { $0 }
+        var stillKept: [String] = []
+        var opened: [(name: String, files: KeptOpenAttributes)] = []
         for device in devices {
-            // node_exporter writes the number in base 2; 0 when the file is missing.
-            let rotational =
-                (try? context.reader.readUInt64(self.paths.sys("block/\(device.name)/queue/rotational")))
-                .map { String($0, radix: 2) } ?? "0"
+            // A kept file whose device has gone (and may have been added again) is opened afresh.
+            var rotational: UInt64?
+            if let files = cached[device.name], let value = Self.rotational(files, context: context) {
+                stillKept.append(device.name)
+                rotational = value
+            } else if let files = try? KeptOpenAttributes(
+                rotationalFile,
+                in: OpenDirectory(self.paths.sys("block/\(device.name)"))
+            ), let value = Self.rotational(files, context: context) {
+                opened.append((device.name, files))
+                rotational = value
+            }
             // A copy, so that the properties outlive the reader's next read.
             let path = self.paths.udev("b\(device.major):\(device.minor)")
             let bytes = self.udev ? (try? Array(context.reader.read(path))) ?? [] : []
-            infos.append((device, rotational, parseUdevProperties(bytes[...])))
+            // node_exporter writes the number in base 2; 0 when the file is missing.
+            infos.append((device, rotational.map { String($0, radix: 2) } ?? "0", parseUdevProperties(bytes[...])))
         }
+        self.kept.update(stillKept: stillKept, opened: opened, descriptors: Self.keptFiles)
         writer.family(infoFamily)
         for info in infos {
             let udev = info.udev
@@ -310,3 +329,13 @@ func parseUdevProperties(_ bytes: ArraySlice<UInt8>) -> UdevProperties {
     properties.serial = !identSerial.isEmpty ? identSerial : !serialShort.isEmpty ? serialShort : serial
     return properties
 }
+
+extension DiskstatsCollector {
+    /// A device's `queue/rotational` from its open file; nil when it is missing (a partition),
+    /// unreadable or the device has gone (`ENODEV`).
+    fileprivate static func rotational(_ files: KeptOpenAttributes, context: ScrapeContext) -> UInt64? {
+        (try? context.reader.readAttribute(0, of: files))??.trimmed().parseUInt64()
+    }
+}
+
+private let rotationalFile = ["queue/rotational"]

@@ -53,7 +53,7 @@ struct NetClassCollector: Collector {
     let ignoreInvalidSpeed: Bool
     /// nil where `/sys/class/net` may not be vigil's own network namespace.
     let links: RouteLinks?
-    let kept = KeptInterfaces()
+    let kept = KeptDeviceFiles()
     /// The index and address each kept interface's files were shown to have, matching the dump then:
     /// while the dump reports the same for the name, the files need not be read again to show it (a
     /// name taken by another interface comes with another index).

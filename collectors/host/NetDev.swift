@@ -47,7 +47,7 @@ struct NetDevCollector: Collector {
     let interfaces: String
     let devices: NameFilter
     private let headers = LayoutCache<[Int]?>()
-    private let kept = KeptInterfaces()
+    private let kept = KeptDeviceFiles()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let bytes = try context.reader.read(self.file)

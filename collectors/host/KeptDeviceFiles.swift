@@ -1,11 +1,12 @@
 import Synchronization
 import VigilCore
 
-/// The network interfaces whose sysfs files stay open between scrapes, by name (netclass, netdev).
-final class KeptInterfaces: Sendable {
+/// The devices whose sysfs files stay open between scrapes, by name: network interfaces (netclass,
+/// netdev) and block devices (diskstats).
+final class KeptDeviceFiles: Sendable {
     let files = Mutex<[String: KeptOpenAttributes]>([:])
 
-    /// Forgets the interfaces not in `stillKept` (no longer listed, or gone), and keeps newly opened
+    /// Forgets the devices not in `stillKept` (no longer listed, or gone), and keeps newly opened
     /// ones while their files fit in `descriptors`.
     func update(stillKept: [String], opened: [(name: String, files: KeptOpenAttributes)], descriptors: Int) {
         self.files.withLock { files in
