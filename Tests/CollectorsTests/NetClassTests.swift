@@ -222,6 +222,49 @@ import VigilCore
         )
     }
 
+    /// netdev's counters from the dump are what `/proc/net/dev` (and sysfs's `rx_nohandler`) say, with
+    /// traffic on lo and interfaces that are down.
+    @Test(.enabled(if: canCreateNetworkNamespaces())) func netdevFromRtnetlinkIsWhatProcNetDevSays() throws {
+        let network = try PrivateNetwork()
+        for command in ["link set lo up", "link add vigil1 type veth peer name vigil2", "link add vigil3 type ifb"] {
+            try network.ip(command)
+        }
+        let sent = try network.inNamespace { () -> Int in
+            let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(socket) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(9).bigEndian
+            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            return (0..<5).filter { _ in
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(socket, "vigil", 5, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                } == 5
+            }.count
+        }
+        #expect(sent == 5)
+        let sysfs = try network.mountSysfs()
+        let roots = PathRoots(procfs: network.procfs, sysfs: sysfs)
+        func netDevCollector(links: RouteLinks?) -> NetDevCollector {
+            NetDevCollector(
+                file: KeptOpenFile(network.procfs + "/net/dev", end: .roomForLine(1024)),
+                interfaces: sysfs + "/class/net",
+                devices: NameFilter(include: nil, exclude: nil),
+                links: links
+            )
+        }
+        let fromProc = try collect(netDevCollector(links: nil), roots: roots)
+        let links = try network.inNamespace { RouteLinks() }
+        let fromLinks = try collect(netDevCollector(links: links), roots: roots)
+        #expect(fromLinks.text == fromProc.text)
+        #expect(fromLinks.failures.isEmpty)
+        #expect(try #require(fromProc.value("node_network_transmit_packets_total", ["device": "lo"])) >= 5)
+        #expect(fromProc.value("node_network_receive_nohandler_total", ["device": "vigil3"]) == 0)
+        #expect(fromProc.value("node_network_receive_bytes_total", ["device": "vigil2"]) == 0)
+    }
+
     /// A sysfs of another network namespace than the netlink socket's (a container's bind mount of
     /// the host's /sys): an interface of the same name is another interface, and sysfs says it all.
     @Test(.enabled(if: canCreateNetworkNamespaces())) func aSysfsOfAnotherNamespaceIsReadWhole() throws {
@@ -274,6 +317,8 @@ import VigilCore
         eth0 += attribute(16, [6]) + attribute(20, Array("uplink\0".utf8))
         // A nested-flagged attribute is still found by its type.
         eth0 += attribute(0x8000 | 35, native(UInt32(3))) + attribute(33, [1])
+        // IFLA_STATS64 of a kernel before 4.6: 23 counters, no rx_nohandler.
+        eth0 += attribute(23, (0..<23).flatMap { native(UInt64(100 + $0)) })
         var links: [String: LinkReport] = [:]
         let stale = message(type: 16, sequence: 4, info + attribute(3, Array("old0\0".utf8)))
         #expect(parse(stale + message(type: 16, sequence: 5, eth0), into: &links) == .more)
@@ -288,6 +333,9 @@ import VigilCore
         #expect(report?.number(.dormant) == 1)
         #expect(report?.number(.carrier) == 1)
         #expect(report?.number(.iflink) == 7)
+        #expect(report?.counter(.rxPackets) == 100)
+        #expect(report?.counter(.txCompressed) == 122)
+        #expect(report?.counter(.rxNoHandler) == nil)
         var text: [UInt8] = []
         #expect(report?.text(.operstate, into: &text) == true)
         #expect(report?.text(.address, into: &text) == true)
@@ -388,6 +436,9 @@ private final class PrivateNetwork {
     }
 
     private var namespace: String { "/proc/\(self.holder.processIdentifier)/ns/net" }
+
+    /// A procfs root whose `net/` files are this namespace's.
+    var procfs: String { "/proc/\(self.holder.processIdentifier)" }
 
     func ip(_ arguments: String) throws {
         try run("/usr/bin/nsenter", ["--net=" + self.namespace, "ip"] + words(arguments))

@@ -62,7 +62,7 @@ struct NetClassCollector: Collector {
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
         let names = try FileSystem.entries(of: self.directory).sorted().filter { self.ignored.allows($0) }
         let cached = self.kept.files.withLock { $0 }
-        let dump = self.links?.dump()
+        let dump = self.links.flatMap { context.linkDump($0) }
         // Each interface's files: the ones kept, else opened now (only those beside the dump's
         // attributes when the dump has the interface).
         var interfaces: [(name: String, files: KeptOpenAttributes, wasKept: Bool)] = []

@@ -1,13 +1,15 @@
 import Synchronization
 import VigilCore
 
-/// Interface counters from `/proc/net/dev` as `node_network_{receive,transmit}_<stat>_total{device}`.
+/// Interface counters as `/proc/net/dev` has them, as `node_network_{receive,transmit}_<stat>_total{device}`,
+/// and `node_network_receive_nohandler_total`, which only rtnetlink and sysfs have (the kernel fills
+/// all three from the same `dev_get_stats`), so dashboards see the families of node_exporter's default.
 ///
-/// node_exporter 1.12.1 reads rtnetlink by default; this is its `--no-collector.netdev.netlink` path,
-/// the one fixture trees can reproduce, plus the one counter rtnetlink has and `/proc/net/dev` lacks,
-/// `node_network_receive_nohandler_total`, from sysfs (the kernel fills both from the same
-/// `dev_get_stats`), so dashboards see the families of node_exporter's default. Columns are found by
-/// the header's names, so a kernel with fewer columns gets fewer families rather than shifted values.
+/// Where `--path.procfs` is `/proc`, from the scrape's rtnetlink dump (``RouteLinks``, shared with
+/// netclass), with the `/proc/net/dev` columns the kernel sums added up as it adds them. Elsewhere
+/// (fixture trees, or a failed dump), from `/proc/net/dev`, node_exporter's `--no-collector.netdev.netlink`
+/// path, and `rx_nohandler` from sysfs. Columns are found by the header's names, so a kernel with fewer
+/// columns gets fewer families rather than shifted values.
 struct NetDevCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "netdev",
@@ -34,7 +36,9 @@ struct NetDevCollector: Collector {
             devices: try setup.nameFilter(
                 include: "collector.netdev.device-include",
                 exclude: "collector.netdev.device-exclude"
-            )
+            ),
+            // /proc/net/dev is the reader's network namespace, as the socket's is.
+            links: ["/proc", "/proc/"].contains(setup.paths.procfs) ? RouteLinks() : nil
         )
     }
 
@@ -46,10 +50,16 @@ struct NetDevCollector: Collector {
     /// `/sys/class/net`, where each interface's `statistics/rx_nohandler` is.
     let interfaces: String
     let devices: NameFilter
+    /// nil where `/proc/net/dev` is read instead.
+    let links: RouteLinks?
     private let headers = LayoutCache<[Int]?>()
     private let kept = KeptDeviceFiles()
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
+        if let links = self.links, let dump = context.linkDump(links) {
+            self.write(dump, into: &writer)
+            return
+        }
         let bytes = try context.reader.read(self.file)
         let table = parseNetDevTable(bytes) { self.headers.layout(for: $0, make: netDevColumns) }
         guard let table else {
@@ -59,15 +69,27 @@ struct NetDevCollector: Collector {
             context.recordFailure("\(table.brokenLines) unreadable line(s) in \(self.file.path)")
         }
         let order = table.sortedDevices { self.devices.allows(String(decoding: $0, as: UTF8.self)) }
-        for statistic in netDevStatistics.indices {
-            guard order.contains(where: { table.value(device: $0, statistic: statistic) != nil }) else { continue }
-            writer.family(netDevFamilies[statistic])
-            for device in order {
-                guard let value = table.value(device: device, statistic: statistic) else { continue }
-                writer.sample(Double(value), ("device", table.names[device]))
+        writeCounters(table, order, into: &writer)
+        self.writeNoHandler(table, order, into: &writer, context: context)
+    }
+
+    /// Writes every family from an rtnetlink dump.
+    private func write(_ dump: [String: LinkReport], into writer: inout MetricWriter) {
+        let links = dump.filter { self.devices.allows($0.key) }.sorted { $0.key < $1.key }
+        var table = NetDevTable()
+        for (name, link) in links {
+            table.names.append(ArraySlice(name.utf8))
+            for counters in procNetDevColumns {
+                var sum: UInt64? = 0
+                for counter in counters { sum = link.counter(counter).flatMap { value in sum.map { $0 &+ value } } }
+                table.values.append(sum)
             }
         }
-        self.writeNoHandler(table, order, into: &writer, context: context)
+        writeCounters(table, Array(table.names.indices), into: &writer)
+        let values = links.compactMap { name, link in link.counter(.rxNoHandler).map { (name, $0) } }
+        guard !values.isEmpty else { return }
+        writer.family(noHandlerFamily)
+        for (name, value) in values { writer.sample(Double(value), ("device", name)) }
     }
 
     /// `node_network_receive_nohandler_total` for the interfaces whose sysfs directory has it (Linux
@@ -131,6 +153,28 @@ private let netDevFamilies = netDevStatistics.map { statistic in
     let key = statistic.direction + "_" + statistic.column
     return MetricFamily("node_network_" + key + "_total", help: "Network device statistic " + key + ".", type: .counter)
 }
+
+/// Writes the families of ``netDevStatistics`` for the devices of `order`, each family only where a
+/// device has its value.
+private func writeCounters(_ table: NetDevTable, _ order: [Int], into writer: inout MetricWriter) {
+    for statistic in netDevStatistics.indices {
+        guard order.contains(where: { table.value(device: $0, statistic: statistic) != nil }) else { continue }
+        writer.family(netDevFamilies[statistic])
+        for device in order {
+            guard let value = table.value(device: device, statistic: statistic) else { continue }
+            writer.sample(Double(value), ("device", table.names[device]))
+        }
+    }
+}
+
+/// Each column of ``netDevStatistics`` as the kernel writes it into `/proc/net/dev` from an interface's
+/// counters (`dev_seq_printf_stats` in net/core/net-procfs.c): some columns are sums.
+private let procNetDevColumns: [[LinkCounter]] = [
+    [.rxBytes], [.rxPackets], [.rxErrors], [.rxDropped, .rxMissedErrors], [.rxFIFOErrors],
+    [.rxLengthErrors, .rxOverErrors, .rxCRCErrors, .rxFrameErrors], [.rxCompressed], [.multicast],
+    [.txBytes], [.txPackets], [.txErrors], [.txDropped], [.txFIFOErrors], [.collisions],
+    [.txCarrierErrors, .txAbortedErrors, .txWindowErrors, .txHeartbeatErrors], [.txCompressed],
+]
 
 /// `/proc/net/dev` parsed: device names (slices of the read buffer) and their statistics.
 struct NetDevTable {

@@ -31,6 +31,9 @@ struct LinkReport: Equatable {
     var carrierChanges: UInt32?
     var carrierUpCount: UInt32?
     var carrierDownCount: UInt32?
+    /// `IFLA_STATS64`: the counters of `struct rtnl_link_stats64`, as many as the kernel reports
+    /// (``LinkCounter``).
+    var counters: [UInt64] = []
 
     /// `netif_running`: the interface is up (`IFF_UP`). sysfs refuses `carrier` and `dormant` otherwise.
     var isRunning: Bool { self.flags & 0x1 != 0 }
@@ -80,6 +83,36 @@ final class RouteLinks: Sendable {
             return nil
         }
     }
+}
+
+/// A counter's position in `struct rtnl_link_stats64` (``LinkReport/counters``).
+enum LinkCounter: Int {
+    case rxPackets, txPackets, rxBytes, txBytes, rxErrors, txErrors, rxDropped, txDropped, multicast, collisions
+    case rxLengthErrors, rxOverErrors, rxCRCErrors, rxFrameErrors, rxFIFOErrors, rxMissedErrors
+    case txAbortedErrors, txCarrierErrors, txFIFOErrors, txHeartbeatErrors, txWindowErrors
+    case rxCompressed, txCompressed
+    /// Linux 4.6 and later.
+    case rxNoHandler
+}
+
+extension LinkReport {
+    /// A counter; nil where the kernel does not report it.
+    func counter(_ counter: LinkCounter) -> UInt64? {
+        counter.rawValue < self.counters.count ? self.counters[counter.rawValue] : nil
+    }
+}
+
+extension ScrapeContext {
+    /// The scrape's rtnetlink dump, made once for the collectors that read it (netclass, netdev);
+    /// nil when it failed.
+    func linkDump(_ links: RouteLinks) -> [String: LinkReport]? {
+        self.shared.value("rtnetlink links") { SharedLinkDump(links: links.dump()) }.links
+    }
+}
+
+/// A dump as the scrape shares it: a value even when the dump failed, so that it is not tried again.
+private struct SharedLinkDump: Sendable {
+    let links: [String: LinkReport]?
 }
 
 private let netlinkRoute: Int32 = 0
@@ -200,6 +233,8 @@ private func parseLinkReport(_ body: UnsafeRawBufferPointer) -> LinkReport? {
         case 35: report.carrierChanges = u32()
         case 47: report.carrierUpCount = u32()
         case 48: report.carrierDownCount = u32()
+        case 23:
+            report.counters = (0..<value.count / 8).map { value.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) }
         default: break
         }
         offset += (length + 3) & ~3
