@@ -14,7 +14,7 @@ struct NetDevCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "netdev",
         enabledByDefault: true,
-        help: "network interface statistics from /proc/net/dev",
+        help: "network interface statistics, as /proc/net/dev has them",
         options: [
             OptionSpec(
                 "collector.netdev.device-include",
