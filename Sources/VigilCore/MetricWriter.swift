@@ -422,9 +422,11 @@ public struct MetricWriter {
         self.endSample(value, labelled: true)
     }
 
+    // Arrays are appended through their buffers: appending one array to another retains and
+    // releases the source's storage, once per sample.
     @inlinable
     mutating func beginSample(_ suffix: StaticString) {
-        self.storage.append(contentsOf: self.name)
+        self.name.withUnsafeBufferPointer { self.storage.append(contentsOf: $0) }
         suffix.withUTF8Buffer { self.storage.append(contentsOf: $0) }
     }
 
@@ -432,7 +434,7 @@ public struct MetricWriter {
     mutating func appendRendered(_ rendered: RenderedLabels) {
         guard !rendered.bytes.isEmpty else { return }
         self.storage.append(UInt8(ascii: "{"))
-        self.storage.append(contentsOf: rendered.bytes)
+        rendered.bytes.withUnsafeBufferPointer { self.storage.append(contentsOf: $0) }
     }
 
     @inlinable
@@ -460,8 +462,7 @@ public struct MetricWriter {
         _ value: Double,
         dynamicLabels: [(name: String, value: String)]
     ) {
-        self.storage.append(contentsOf: self.name)
-        suffix.withUTF8Buffer { self.storage.append(contentsOf: $0) }
+        self.beginSample(suffix)
         for (index, label) in dynamicLabels.enumerated() {
             self.storage.append(index == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
             appendUTF8(label.name, to: &self.storage)

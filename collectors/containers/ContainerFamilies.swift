@@ -24,13 +24,14 @@ struct ContainerExposition: StreamedFamilies {
         let has: @Sendable (ContainerRow) -> Bool
         let samples: @Sendable (ContainerRow, inout MetricWriter) -> Void
 
-        /// A family with one sample per cgroup, where `value` is not nil.
-        static func single(_ family: MetricFamily, _ value: @escaping @Sendable (CgroupStats) -> Double?) -> Family {
+        /// A family with one sample per cgroup, where `value` is not nil. `value` reads the row's figure
+        /// in place: a closure given `row.stats` would get a copy of all of them, for every cgroup and family.
+        static func single(_ family: MetricFamily, _ value: @escaping @Sendable (ContainerRow) -> Double?) -> Family {
             Family(
                 family: family,
-                has: { value($0.stats) != nil },
+                has: { value($0) != nil },
                 samples: { row, writer in
-                    if let sample = value(row.stats) { writer.sample(sample, row.labels) }
+                    if let sample = value(row) { writer.sample(sample, row.labels) }
                 }
             )
         }
@@ -88,23 +89,23 @@ private func containerFamilies(
                 writer.sample(row.stats.cpuUsage ?? 0, row.labels, ("cpu", "total"))
             }
         ),
-        .single(F.cpuUser) { $0.cpuUser },
-        .single(F.cpuSystem) { $0.cpuSystem },
-        .single(F.cfsPeriods) { $0.cfsPeriods.map { Double($0) } },
-        .single(F.cfsThrottledPeriods) { $0.cfsThrottledPeriods.map { Double($0) } },
-        .single(F.cfsThrottledSeconds) { $0.cfsThrottledSeconds },
+        .single(F.cpuUser) { $0.stats.cpuUser },
+        .single(F.cpuSystem) { $0.stats.cpuSystem },
+        .single(F.cfsPeriods) { $0.stats.cfsPeriods.map { Double($0) } },
+        .single(F.cfsThrottledPeriods) { $0.stats.cfsThrottledPeriods.map { Double($0) } },
+        .single(F.cfsThrottledSeconds) { $0.stats.cfsThrottledSeconds },
 
         // Memory
-        .single(F.memoryCache) { $0.memory.map { Double($0.cache) } },
-        .single(F.memoryRSS) { $0.memory.map { Double($0.rss) } },
-        .single(F.memoryMappedFile) { $0.memory.map { Double($0.mappedFile) } },
-        .single(F.memorySwap) { $0.memory.map { Double($0.swap) } },
-        .single(F.memoryFailcnt) { $0.memory.map { Double($0.failcnt) } },
-        .single(F.memoryUsage) { $0.memory.map { Double($0.usage) } },
-        .single(F.memoryMaxUsage) { $0.memory.map { Double($0.maxUsage) } },
-        .single(F.memoryWorkingSet) { $0.memory.map { Double($0.workingSet) } },
-        .single(F.memoryActiveFile) { $0.memory.map { Double($0.activeFile) } },
-        .single(F.memoryInactiveFile) { $0.memory.map { Double($0.inactiveFile) } },
+        .single(F.memoryCache) { $0.stats.memory.map { Double($0.cache) } },
+        .single(F.memoryRSS) { $0.stats.memory.map { Double($0.rss) } },
+        .single(F.memoryMappedFile) { $0.stats.memory.map { Double($0.mappedFile) } },
+        .single(F.memorySwap) { $0.stats.memory.map { Double($0.swap) } },
+        .single(F.memoryFailcnt) { $0.stats.memory.map { Double($0.failcnt) } },
+        .single(F.memoryUsage) { $0.stats.memory.map { Double($0.usage) } },
+        .single(F.memoryMaxUsage) { $0.stats.memory.map { Double($0.maxUsage) } },
+        .single(F.memoryWorkingSet) { $0.stats.memory.map { Double($0.workingSet) } },
+        .single(F.memoryActiveFile) { $0.stats.memory.map { Double($0.activeFile) } },
+        .single(F.memoryInactiveFile) { $0.stats.memory.map { Double($0.inactiveFile) } },
         Family(
             family: F.memoryFailures,
             has: { $0.stats.memory != nil },
@@ -127,15 +128,15 @@ private func containerFamilies(
                 )
             }
         ),
-        .single(F.oomEvents) { $0.oomKills.map { Double($0) } },
+        .single(F.oomEvents) { $0.stats.oomKills.map { Double($0) } },
 
         // Pressure (v2 files; a hybrid host's unified tree has them too), in microseconds.
-        .single(F.cpuStalled) { seconds($0.cpuPressure?.full) },
-        .single(F.cpuWaiting) { seconds($0.cpuPressure?.some) },
-        .single(F.memoryStalled) { seconds($0.memoryPressure?.full) },
-        .single(F.memoryWaiting) { seconds($0.memoryPressure?.some) },
-        .single(F.ioStalled) { seconds($0.ioPressure?.full) },
-        .single(F.ioWaiting) { seconds($0.ioPressure?.some) },
+        .single(F.cpuStalled) { seconds($0.stats.cpuPressure?.full) },
+        .single(F.cpuWaiting) { seconds($0.stats.cpuPressure?.some) },
+        .single(F.memoryStalled) { seconds($0.stats.memoryPressure?.full) },
+        .single(F.memoryWaiting) { seconds($0.stats.memoryPressure?.some) },
+        .single(F.ioStalled) { seconds($0.stats.ioPressure?.full) },
+        .single(F.ioWaiting) { seconds($0.stats.ioPressure?.some) },
 
         // Block IO
         Family(
@@ -187,20 +188,20 @@ private func containerFamilies(
     // Processes (cAdvisor's `process` set)
     if processes {
         plan += [
-            .single(F.processes) { $0.processes.map { Double($0) } },
-            .single(F.threads) { $0.threads.map { Double($0) } },
-            .single(F.threadsMax) { $0.spec.threadsMax.map { $0 == .max ? 0 : Double($0) } },
+            .single(F.processes) { $0.stats.processes.map { Double($0) } },
+            .single(F.threads) { $0.stats.threads.map { Double($0) } },
+            .single(F.threadsMax) { $0.stats.spec.threadsMax.map { $0 == .max ? 0 : Double($0) } },
         ]
     }
 
     // Limits
     plan += [
-        .single(F.specCPUPeriod) { $0.spec.cpuPeriod.map { Double($0) } },
-        .single(F.specCPUQuota) { $0.spec.cpuQuota.map { Double($0) } },
-        .single(F.specCPUShares) { $0.spec.cpuShares.map { Double($0) } },
-        .single(F.specMemoryLimit) { $0.spec.memoryLimit.map(specMemoryValue) },
-        .single(F.specMemorySwapLimit) { $0.spec.memorySwapLimit.map(specMemoryValue) },
-        .single(F.specMemoryReservation) { $0.spec.memoryReservation.map(specMemoryValue) },
+        .single(F.specCPUPeriod) { $0.stats.spec.cpuPeriod.map { Double($0) } },
+        .single(F.specCPUQuota) { $0.stats.spec.cpuQuota.map { Double($0) } },
+        .single(F.specCPUShares) { $0.stats.spec.cpuShares.map { Double($0) } },
+        .single(F.specMemoryLimit) { $0.stats.spec.memoryLimit.map(specMemoryValue) },
+        .single(F.specMemorySwapLimit) { $0.stats.spec.memorySwapLimit.map(specMemoryValue) },
+        .single(F.specMemoryReservation) { $0.stats.spec.memoryReservation.map(specMemoryValue) },
     ]
 
     // Network
