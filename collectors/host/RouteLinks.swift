@@ -40,11 +40,13 @@ struct LinkReport: Equatable {
 }
 
 /// The host's network interfaces from one rtnetlink dump (`RTM_GETLINK`), through a socket kept open
-/// between scrapes: 16 of each interface's properties for the cost of one `sysfs` read or two.
+/// between scrapes: 16 of each interface's properties and all its counters for the cost of one `sysfs`
+/// read or two. A scrape makes one dump for netclass and netdev (``ScrapeContext/linkDump(_:)``).
 ///
 /// The socket belongs to the network namespace vigil runs in; its answers describe `/sys/class/net`
 /// only where that is the sysfs vigil's namespace mounted, so netclass asks only when reading `/sys`,
-/// and checks each interface's index and address against sysfs before it takes the answers.
+/// and checks each interface's index and address against sysfs before it takes the answers. netdev
+/// asks only when reading `/proc`, whose `net/dev` shows the reader's namespace.
 final class RouteLinks: Sendable {
     private struct Connection {
         var socket: Int32 = -1
@@ -228,13 +230,13 @@ private func parseLinkReport(_ body: UnsafeRawBufferPointer) -> LinkReport? {
         case 16: report.operState = u8()
         case 17: report.linkMode = u8()
         case 20: report.alias = string()
+        case 23:
+            report.counters = (0..<value.count / 8).map { value.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) }
         case 27: report.group = u32()
         case 33: report.carrier = u8()
         case 35: report.carrierChanges = u32()
         case 47: report.carrierUpCount = u32()
         case 48: report.carrierDownCount = u32()
-        case 23:
-            report.counters = (0..<value.count / 8).map { value.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) }
         default: break
         }
         offset += (length + 3) & ~3
