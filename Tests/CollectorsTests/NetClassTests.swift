@@ -122,6 +122,21 @@ import VigilCore
         #expect(try collect(collector, roots: roots).value("node_network_mtu_bytes", ["device": "eth0"]) == 1280)
     }
 
+    /// A kept interface's `uevent` tells whether its files are still those of the name they are kept
+    /// under; where there is none (recorded trees), they count as such.
+    @Test func keptFilesAreOfTheInterfaceTheirUeventNames() throws {
+        let tree = try TemporaryTree(files: [
+            "eth0/mtu": "1500\n", "eth0/uevent": "DEVTYPE=vlan\nINTERFACE=eth0\nIFINDEX=2\n", "eth1/mtu": "1500\n",
+        ])
+        let context = scrapeContext(PathRoots())
+        func files(_ name: String) throws -> KeptOpenAttributes {
+            try KeptOpenAttributes(["mtu", "uevent"], in: OpenDirectory(tree.path + "/" + name))
+        }
+        #expect(filesAreNamed("eth0", try files("eth0"), uevent: 1, context: context))
+        #expect(!filesAreNamed("eth2", try files("eth0"), uevent: 1, context: context))
+        #expect(filesAreNamed("eth1", try files("eth1"), uevent: 1, context: context))
+    }
+
     /// On a real kernel: an interface whose files are kept open is removed and one of the same name
     /// created; the old files answer ENODEV and the new interface's are read. In a network namespace
     /// of its own (with its own sysfs mount), so the host's interfaces are untouched.
@@ -177,7 +192,7 @@ import VigilCore
         // The dump was used: only the files it has no answer for are kept, so all 16 interfaces' fit in
         // the descriptors that keep 8 interfaces' files without it.
         #expect(keptFiles(collector) == Array(repeating: 8, count: 16))
-        #expect(keptFiles(sysfsOnly) == Array(repeating: 22, count: 8))
+        #expect(keptFiles(sysfsOnly) == Array(repeating: 23, count: 8))
         #expect(fromSysfs.contains("ifalias=\"edge-uplink\""))
         #expect(fromSysfs.contains("address=\"02:00:00:00:00:33\""))
         #expect(fromSysfs.contains("node_network_carrier{device=\"vigil1\"} 0"))
@@ -186,7 +201,7 @@ import VigilCore
 
     /// Files kept open and shown to match the dump are not read again to show it while the dump reports
     /// the same index and address; a name that passes to another interface (renamed in its place) is
-    /// read from that interface's files.
+    /// read from that interface's files, with the dump and without it.
     @Test(.enabled(if: canCreateNetworkNamespaces())) func aNameTakenByAnotherInterfaceIsReadFromItsFiles() throws {
         let network = try PrivateNetwork()
         for command in [
@@ -200,8 +215,10 @@ import VigilCore
         let roots = PathRoots(sysfs: sysfs)
         let links = try network.inNamespace { RouteLinks() }
         let collector = netClassCollector(sysfs: sysfs, links: links)
+        let sysfsOnly = netClassCollector(sysfs: sysfs, links: nil)
         let first = try collect(collector, roots: roots)
         #expect(try collect(collector, roots: roots).text == first.text)
+        #expect(try collect(sysfsOnly, roots: roots).text == first.text)
         #expect(collector.verified.value.withLock { Set($0.keys) } == ["lo", "vigil1", "vigil2", "vigil3", "vigil4"])
 
         try network.ip("link set vigil1 name vigil9")
@@ -209,6 +226,9 @@ import VigilCore
         let fromSysfs = try collect(netClassCollector(sysfs: sysfs, links: nil), roots: roots).text
         #expect(try collect(collector, roots: roots).text == fromSysfs)
         #expect(try collect(collector, roots: roots).text == fromSysfs)
+        // The files kept for vigil1 and vigil2 are vigil9's and vigil1's now: their uevent says so.
+        #expect(try collect(sysfsOnly, roots: roots).text == fromSysfs)
+        #expect(try collect(sysfsOnly, roots: roots).text == fromSysfs)
         let after = try collect(collector, roots: roots)
         #expect(after.value("node_network_mtu_bytes", ["device": "vigil1"]) == 1280)
         #expect(after.value("node_network_mtu_bytes", ["device": "vigil9"]) == 1400)
@@ -285,7 +305,7 @@ import VigilCore
         #expect(try collect(collector, roots: roots).text == fromSysfs)
         #expect(try collect(collector, roots: roots).text == fromSysfs)
         // Every file of both interfaces is kept.
-        #expect(keptFiles(collector) == [22, 22])
+        #expect(keptFiles(collector) == [23, 23])
     }
 
     /// A dump in two datagrams, with an answer to an earlier request before it; what does not hold

@@ -19,3 +19,15 @@ final class KeptDeviceFiles: Sendable {
         }
     }
 }
+
+/// Whether files kept for the network interface `name` are still that interface's, as the `uevent`
+/// among them (at position `uevent`) says in its `INTERFACE=` line: an interface renamed keeps its
+/// files, and another may take its name. Where it cannot tell (no `uevent`, as in recorded trees, or
+/// the interface has gone, which the reads that follow find), it says yes.
+func filesAreNamed(_ name: String, _ files: KeptOpenAttributes, uevent: Int, context: ScrapeContext) -> Bool {
+    guard let event = try? context.reader.readAttribute(uevent, of: files) else { return true }
+    for line in event.split(byte: UInt8(ascii: "\n")) where line.starts(with: "INTERFACE=".utf8) {
+        return line.dropFirst(10).elementsEqual(name.utf8)
+    }
+    return true
+}

@@ -15,7 +15,8 @@ import Musl
 /// interfaces open: a `pread` at offset 0 costs a third of open + read + close. Where it reads the
 /// host's own `/sys`, one rtnetlink dump per scrape (``RouteLinks``) gives 16 of the attributes for
 /// every interface, with the values the files would give; only the other six are read from files, and
-/// two more that show the dump is of the same interfaces.
+/// two more that show the dump is of the same interfaces. Without the dump, a kept interface's
+/// `uevent` shows that its files are still those of its name (``filesAreNamed(_:_:uevent:context:)``).
 struct NetClassCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "netclass",
@@ -45,8 +46,8 @@ struct NetClassCollector: Collector {
 
     /// Most attribute files kept open between scrapes, so that hosts with hundreds of veths do not
     /// exhaust the descriptor limit; the files of interfaces past it are opened per scrape. That is 8
-    /// interfaces read wholly from sysfs (22 files each), or 22 beside an rtnetlink dump (8 each).
-    static let keptFiles = 176
+    /// interfaces read wholly from sysfs (23 files each), or 23 beside an rtnetlink dump (8 each).
+    static let keptFiles = 184
 
     let directory: String
     let ignored: NameFilter
@@ -71,7 +72,7 @@ struct NetClassCollector: Collector {
                 interfaces.append((name, files, true))
             } else if let files = self.open(
                 name,
-                dump?[name] == nil ? netClassFiles : filesBesideLinks,
+                dump?[name] == nil ? filesWithoutLinks : filesBesideLinks,
                 context: context
             ) {
                 interfaces.append((name, files, false))
@@ -99,16 +100,22 @@ struct NetClassCollector: Collector {
         var opened: [(name: String, files: KeptOpenAttributes)] = []
         for (name, files, wasKept) in interfaces {
             let link = links?[name]
-            if link != nil || files.names.count == netClassFiles.count,
+            // Without a report, all the files are read, and only their `uevent` shows that kept ones are
+            // still those of this name.
+            let readable =
+                link != nil
+                || (files.names.count == filesWithoutLinks.count
+                    && (!wasKept || filesAreNamed(name, files, uevent: filesWithoutLinks.count - 1, context: context)))
+            if readable,
                 readings.read(name, link: link, from: files, context: context)
             {
                 if wasKept { stillKept.append(name) } else { opened.append((name, files)) }
                 continue
             }
-            // A kept interface that has gone may have been created again since: open it afresh; so
-            // are all the files of one the dump did not describe after all.
+            // A kept interface that has gone (or was renamed) may have been created again since: open it
+            // afresh; so are all the files of one the dump did not describe after all.
             identities[name] = nil
-            guard let files = self.open(name, link == nil ? netClassFiles : filesBesideLinks, context: context)
+            guard let files = self.open(name, link == nil ? filesWithoutLinks : filesBesideLinks, context: context)
             else { continue }
             if readings.read(name, link: link, from: files, context: context) { opened.append((name, files)) }
         }
@@ -233,6 +240,11 @@ private let netClassFiles = NetClassText.allCases.map { "\($0)" } + netClassProp
 /// Where rtnetlink reports each of ``netClassFiles``; nil for the attributes only sysfs has.
 private let linkFields = netClassFiles.map(LinkField.init(file:))
 
+/// The files read for an interface rtnetlink did not report: every attribute, and `uevent`, whose
+/// `INTERFACE=` line shows whether kept files are still those of the interface of their name (one
+/// renamed keeps its files, and another may take its name).
+private let filesWithoutLinks = netClassFiles + ["uevent"]
+
 /// The files read for an interface rtnetlink reported: the attributes only sysfs has, and the two that
 /// show the report is of this interface (``reportDescribes(_:_:context:)``).
 private let filesBesideLinks =
@@ -246,7 +258,7 @@ private let positionsBesideLinks: [Int?] = netClassFiles.map { filesBesideLinks.
 
 /// Where `ifindex` and `address` are among all the files and among those beside the dump.
 private let identityPositions = (
-    every: ["ifindex", "address"].map { netClassFiles.firstIndex(of: $0)! },
+    every: ["ifindex", "address"].map { filesWithoutLinks.firstIndex(of: $0)! },
     beside: ["ifindex", "address"].map { filesBesideLinks.firstIndex(of: $0)! }
 )
 
@@ -265,7 +277,7 @@ struct LinkIdentity: Equatable {
 /// hardware address (names alone do not tell: a container's `eth0` is not the host's). An interface
 /// removed since counts as described, since it is left out anyway.
 private func reportDescribes(_ link: LinkReport?, _ files: KeptOpenAttributes, context: ScrapeContext) -> Bool {
-    let positions = files.names.count == netClassFiles.count ? identityPositions.every : identityPositions.beside
+    let positions = files.names.count == filesWithoutLinks.count ? identityPositions.every : identityPositions.beside
     do {
         let index = try context.reader.readAttribute(positions[0], of: files).flatMap {
             parseNetClassNumber($0.trimmed())
@@ -379,7 +391,7 @@ struct NetClassReadings {
     }
 
     /// Reads one interface's attributes: those rtnetlink reported (`link`) from its report, the others
-    /// from `files` (all of ``netClassFiles`` without a report, ``filesBesideLinks`` with one).
+    /// from `files` (``filesWithoutLinks`` without a report, ``filesBesideLinks`` with one).
     /// Unreadable attributes (`EINVAL` for the speed of a link that is down, files a driver lacks) cost
     /// their own sample only. False, with nothing added, when the interface has gone (`ENODEV`).
     mutating func read(
@@ -392,7 +404,7 @@ struct NetClassReadings {
         let numbersStart = self.numbers.count
         let textsStart = self.texts.count
         let charactersStart = self.characters.count
-        let everyFile = files.names.count == netClassFiles.count
+        let everyFile = files.names.count == filesWithoutLinks.count
         for index in netClassFiles.indices {
             if let link, let field = linkFields[index] {
                 if index < textCount {

@@ -42,9 +42,10 @@ struct NetDevCollector: Collector {
         )
     }
 
-    /// Most `rx_nohandler` files kept open between scrapes, one per interface: opening it through
-    /// `/sys/class/net` costs the kernel several times the read. Others are opened per scrape.
-    static let keptFiles = 64
+    /// Most files kept open between scrapes, two per interface (`rx_nohandler` and `uevent`) for 64
+    /// interfaces: opening them through `/sys/class/net` costs the kernel several times the read.
+    /// Others are opened per scrape.
+    static let keptFiles = 128
 
     let file: KeptOpenFile
     /// `/sys/class/net`, where each interface's `statistics/rx_nohandler` is.
@@ -106,8 +107,11 @@ struct NetDevCollector: Collector {
         var values: [(device: Int, value: UInt64)] = []
         for device in order {
             let name = table.names[device].string
-            // A kept file whose interface has gone (and may have been created again) is opened afresh.
-            if let files = cached[name], let value = Self.noHandler(files, context: context) {
+            // A kept file whose interface has gone or was renamed (and whose name another may have taken)
+            // is opened afresh.
+            if let files = cached[name], filesAreNamed(name, files, uevent: 1, context: context),
+                let value = Self.noHandler(files, context: context)
+            {
                 stillKept.append(name)
                 values.append((device, value))
             } else if let files = try? KeptOpenAttributes(
@@ -133,7 +137,8 @@ struct NetDevCollector: Collector {
     }
 }
 
-private let noHandlerFile = ["statistics/rx_nohandler"]
+/// `rx_nohandler`, and `uevent`, which names the interface the files are of now.
+private let noHandlerFile = ["statistics/rx_nohandler", "uevent"]
 
 private let noHandlerFamily = MetricFamily(
     "node_network_receive_nohandler_total",
