@@ -171,6 +171,7 @@ import Testing
                 try await Task.sleep(for: .milliseconds(50))
                 storage.append(agent.agent.scraper.pooledStorage)
             }
+            #expect(storage.allSatisfy { !$0.isEmpty }, "the responses gave their buffers back")
             // Buffers change hands between scrapes, and one grows when it meets more text than it held
             // before: only then is its storage replaced.
             for (before, after) in zip(storage, storage.dropFirst()) where Set(after.keys) != Set(before.keys) {

@@ -74,29 +74,19 @@ struct DiskstatsCollector: Collector {
         guard !devices.isEmpty else { return }
         var infos: [(device: Diskstats.Device, rotational: String, udev: UdevProperties)] = []
         infos.reserveCapacity(devices.count)
-        let cached = self.kept.files.withLock { $0 }
-        var stillKept: [String] = []
-        var opened: [(name: String, files: KeptOpenAttributes)] = []
-        for device in devices {
-            // A kept file whose device has gone (and may have been added again) is opened afresh.
-            var rotational: UInt64?
-            if let files = cached[device.name], let value = Self.rotational(files, context: context) {
-                stillKept.append(device.name)
-                rotational = value
-            } else if let files = try? KeptOpenAttributes(
-                rotationalFile,
-                in: OpenDirectory(self.paths.sys("block/\(device.name)"))
-            ), let value = Self.rotational(files, context: context) {
-                opened.append((device.name, files))
-                rotational = value
-            }
+        let rotational = self.kept.values(
+            of: devices.map(\.name),
+            files: rotationalFile,
+            in: self.paths.sys("block"),
+            descriptors: Self.keptFiles
+        ) { _, files in Self.rotational(files, context: context) }
+        for (device, rotational) in zip(devices, rotational) {
             // A copy, so that the properties outlive the reader's next read.
             let path = self.paths.udev("b\(device.major):\(device.minor)")
             let bytes = self.udev ? (try? Array(context.reader.read(path))) ?? [] : []
             // node_exporter writes the number in base 2; 0 when the file is missing.
             infos.append((device, rotational.map { String($0, radix: 2) } ?? "0", parseUdevProperties(bytes[...])))
         }
-        self.kept.update(stillKept: stillKept, opened: opened, descriptors: Self.keptFiles)
         writer.family(infoFamily)
         for info in infos {
             let udev = info.udev

@@ -6,6 +6,35 @@ import VigilCore
 final class KeptDeviceFiles: Sendable {
     let files = Mutex<[String: KeptOpenAttributes]>([:])
 
+    /// One value per device of `names`, read by `value` through the device's kept files, or else
+    /// through its `files` in `directory` opened now (and kept while they fit in `descriptors`); nil
+    /// where neither gives one. Kept files that no longer give a value (their device has gone, and may
+    /// have come back under its name) are opened afresh; devices not in `names` are forgotten.
+    func values<Value>(
+        of names: [String],
+        files: [String],
+        in directory: String,
+        descriptors: Int,
+        value: (String, KeptOpenAttributes) -> Value?
+    ) -> [Value?] {
+        let cached = self.files.withLock { $0 }
+        var stillKept: [String] = []
+        var opened: [(name: String, files: KeptOpenAttributes)] = []
+        let values = names.map { name -> Value? in
+            if let kept = cached[name], let found = value(name, kept) {
+                stillKept.append(name)
+                return found
+            }
+            guard let fresh = try? KeptOpenAttributes(files, in: OpenDirectory(directory + "/" + name)),
+                let found = value(name, fresh)
+            else { return nil }
+            opened.append((name, fresh))
+            return found
+        }
+        self.update(stillKept: stillKept, opened: opened, descriptors: descriptors)
+        return values
+    }
+
     /// Forgets the devices not in `stillKept` (no longer listed, or gone), and keeps newly opened
     /// ones while their files fit in `descriptors`.
     func update(stillKept: [String], opened: [(name: String, files: KeptOpenAttributes)], descriptors: Int) {

@@ -364,13 +364,14 @@ extension LinkReport {
 
 /// `00:1a:2b:…`: lower-case hexadecimal bytes joined by colons, as sysfs writes hardware addresses.
 private func appendHardwareAddress(_ bytes: [UInt8], to characters: inout [UInt8]) {
-    let digits = Array("0123456789abcdef".utf8)
     for (index, byte) in bytes.enumerated() {
         if index > 0 { characters.append(UInt8(ascii: ":")) }
-        characters.append(digits[Int(byte >> 4)])
-        characters.append(digits[Int(byte & 0xf)])
+        characters.append(hexDigits[Int(byte >> 4)])
+        characters.append(hexDigits[Int(byte & 0xf)])
     }
 }
+
+private let hexDigits = Array("0123456789abcdef".utf8)
 
 /// The attribute values of the interfaces read in one scrape. Text values are copied into one
 /// buffer so that an interface costs no allocations of its own.

@@ -101,30 +101,16 @@ struct NetDevCollector: Collector {
         into writer: inout MetricWriter,
         context: ScrapeContext
     ) {
-        let cached = self.kept.files.withLock { $0 }
-        var stillKept: [String] = []
-        var opened: [(name: String, files: KeptOpenAttributes)] = []
-        var values: [(device: Int, value: UInt64)] = []
-        for device in order {
-            let name = table.names[device].string
-            // A kept file whose interface has gone or was renamed (and whose name another may have taken)
-            // is opened afresh.
-            if let files = cached[name], filesAreNamed(name, files, uevent: 1, context: context),
-                let value = Self.noHandler(files, context: context)
-            {
-                stillKept.append(name)
-                values.append((device, value))
-            } else if let files = try? KeptOpenAttributes(
-                noHandlerFile,
-                in: OpenDirectory(self.interfaces + "/" + name)
-            ),
-                let value = Self.noHandler(files, context: context)
-            {
-                opened.append((name, files))
-                values.append((device, value))
-            }
+        let counters = self.kept.values(
+            of: order.map { table.names[$0].string },
+            files: noHandlerFile,
+            in: self.interfaces,
+            descriptors: Self.keptFiles
+        ) { name, files in
+            // Files of an interface renamed away (whose name another may have taken) are opened afresh.
+            filesAreNamed(name, files, uevent: 1, context: context) ? Self.noHandler(files, context: context) : nil
         }
-        self.kept.update(stillKept: stillKept, opened: opened, descriptors: Self.keptFiles)
+        let values = zip(order, counters).compactMap { device, value in value.map { (device, $0) } }
         guard !values.isEmpty else { return }
         writer.family(noHandlerFamily)
         for (device, value) in values { writer.sample(Double(value), ("device", table.names[device])) }
