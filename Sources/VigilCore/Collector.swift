@@ -71,6 +71,12 @@ public struct PathRoots: Sendable, Equatable {
     /// A udev database file: `udev("b8:0")`.
     public func udev(_ relative: String) -> String { join(self.udevData, relative) }
 
+    /// Whether `procfs` is `/proc`: the proc file system of vigil's own namespaces, whose `net/` files show
+    /// the network namespace vigil's netlink sockets answer for.
+    public var procfsIsOwn: Bool { ["/proc", "/proc/"].contains(self.procfs) }
+    /// Whether `sysfs` is `/sys`, as mounted in vigil's namespaces (see ``procfsIsOwn``).
+    public var sysfsIsOwn: Bool { ["/sys", "/sys/"].contains(self.sysfs) }
+
     /// A mount point as node_exporter labels it: without the rootfs prefix.
     public func strippingRootfs(_ mountPoint: String) -> String {
         guard self.rootfs != "/", self.rootfs != "" else { return mountPoint }

@@ -309,7 +309,7 @@ import VigilCore
     }
 
     /// A dump in two datagrams, with an answer to an earlier request before it; what does not hold
-    /// together fails the dump rather than yield a wrong value.
+    /// together fails the dump rather than yield a wrong value, and the kernel's refusals keep their errno.
     @Test func parsesAnRtnetlinkDump() {
         func message(type: UInt16, sequence: UInt32, _ body: [UInt8]) -> [UInt8] {
             var bytes = native(UInt32(16 + body.count))
@@ -326,8 +326,8 @@ import VigilCore
             while bytes.count % 4 != 0 { bytes.append(0) }
             return bytes
         }
-        func parse(_ bytes: [UInt8], into links: inout [String: LinkReport]) -> LinkDumpProgress {
-            bytes.withUnsafeBytes { parseLinkMessages($0, sequence: 5, into: &links) }
+        func parse(_ bytes: [UInt8], into links: inout [String: LinkReport]) -> NetlinkDumpProgress {
+            bytes.withUnsafeBytes { parseNetlinkMessages($0, sequence: 5) { addLinkReport($0, $1, to: &links) } }
         }
         // ifinfomsg: family, pad, type (ARPHRD_ETHER), index 7, flags IFF_UP | IFF_DORMANT, change.
         var info: [UInt8] = [0, 0] + native(UInt16(1))
@@ -361,8 +361,10 @@ import VigilCore
         #expect(report?.text(.address, into: &text) == true)
         #expect(String(decoding: text, as: UTF8.self) == "up02:00:00:00:00:ab")
 
-        // An error answer; a message longer than the datagram; an attribute longer than its message.
-        #expect(parse(message(type: 2, sequence: 5, native(Int32(-22))), into: &links) == .failed)
+        // An error answer, to the request or at the end of a dump; a message longer than the datagram; an
+        // attribute longer than its message.
+        #expect(parse(message(type: 2, sequence: 5, native(Int32(-22))), into: &links) == .refused(EINVAL))
+        #expect(parse(message(type: 3, sequence: 5, native(Int32(-2))), into: &links) == .refused(ENOENT))
         #expect(parse(Array(message(type: 16, sequence: 5, eth0).dropLast(4)), into: &links) == .failed)
         let broken = info + native(UInt16(40)) + native(UInt16(3)) + Array("eth1".utf8)
         #expect(parse(message(type: 16, sequence: 5, broken), into: &links) == .failed)
@@ -390,12 +392,6 @@ private func kernelRefusesLoopbackSpeed() -> Bool {
     }
 }
 
-/// Whether this test may create network namespaces and mount sysfs (root, with the tools).
-private func canCreateNetworkNamespaces() -> Bool {
-    getuid() == 0
-        && ["/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/umount", "/usr/sbin/ip"].allSatisfy(FileSystem.exists)
-}
-
 /// A netclass collector of the interfaces under `sysfs`, taking rtnetlink's reports from `links`.
 private func netClassCollector(sysfs: String, links: RouteLinks?) -> NetClassCollector {
     NetClassCollector(
@@ -409,96 +405,6 @@ private func netClassCollector(sysfs: String, links: RouteLinks?) -> NetClassCol
 /// How many files the collector keeps open for each interface, by name.
 private func keptFiles(_ collector: NetClassCollector) -> [Int] {
     collector.kept.files.withLock { $0.sorted { $0.key < $1.key }.map(\.value.names.count) }
-}
-
-/// An integer's bytes in the machine's order, as netlink has them.
-private func native<Value: FixedWidthInteger>(_ value: Value) -> [UInt8] {
-    withUnsafeBytes(of: value) { Array($0) }
-}
-
-/// Runs a command to its end; throws when it fails.
-private func run(_ executable: String, _ arguments: [String]) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CollectorError.failed(
-            "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)"
-        )
-    }
-}
-
-/// A network namespace of its own, held by a `sleep` process, gone with this object.
-private final class PrivateNetwork {
-    private let holder = Process()
-    private var sysfs: String?
-
-    init() throws {
-        self.holder.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        self.holder.arguments = ["--net", "sleep", "600"]
-        try self.holder.run()
-        // The namespace exists once unshare has exec'd sleep.
-        while (try? FileSystem.readLink("/proc/\(self.holder.processIdentifier)/exe"))?.hasSuffix("sleep") != true {
-            usleep(10_000)
-        }
-    }
-
-    deinit {
-        if let sysfs = self.sysfs {
-            try? run("/usr/bin/umount", [sysfs])
-            try? FileManager.default.removeItem(atPath: sysfs)
-        }
-        // SIGKILL: the test runner's threads block SIGTERM, and the child inherits that mask.
-        kill(self.holder.processIdentifier, SIGKILL)
-        self.holder.waitUntilExit()
-    }
-
-    private var namespace: String { "/proc/\(self.holder.processIdentifier)/ns/net" }
-
-    /// A procfs root whose `net/` files are this namespace's.
-    var procfs: String { "/proc/\(self.holder.processIdentifier)" }
-
-    func ip(_ arguments: String) throws {
-        try run("/usr/bin/nsenter", ["--net=" + self.namespace, "ip"] + words(arguments))
-    }
-
-    /// Mounts a sysfs showing this namespace's interfaces (sysfs shows the network namespace of whoever
-    /// mounts it); returns where.
-    func mountSysfs() throws -> String {
-        let path = "/tmp/vigil-net-sysfs-\(getpid())-\(self.holder.processIdentifier)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        try run("/usr/bin/nsenter", ["--net=" + self.namespace, "mount", "-t", "sysfs", "sysfs", path])
-        self.sysfs = path
-        return path
-    }
-
-    /// Runs `body` on a thread of its own that has joined this namespace (sockets it opens belong here).
-    func inNamespace<Value>(_ body: @escaping @Sendable () -> Value) throws -> Value {
-        // setns(2) is not in Swift's Glibc module.
-        typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
-        let symbol = try #require(dlsym(dlopen(nil, RTLD_NOW), "setns"))
-        let setns = unsafeBitCast(symbol, to: SetNamespace.self)
-        let fd = open(self.namespace, O_RDONLY | O_CLOEXEC)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        let outcome = ThreadOutcome<Value>()
-        let thread = Thread {
-            // CLONE_NEWNET. The thread ends in the namespace it joined.
-            if setns(fd, 0x4000_0000) == 0 { outcome.value = body() }
-            outcome.done.signal()
-        }
-        thread.start()
-        outcome.done.wait()
-        return try #require(outcome.value)
-    }
-}
-
-/// What a thread of ``PrivateNetwork/inNamespace(_:)`` hands back, once `done` is signalled.
-private final class ThreadOutcome<Value>: @unchecked Sendable {
-    var value: Value?
-    let done = DispatchSemaphore(value: 0)
 }
 
 /// Replaces a file's content in place (same inode), as the kernel changes an attribute.

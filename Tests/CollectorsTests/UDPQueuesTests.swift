@@ -98,6 +98,65 @@ import VigilCore
         }
     }
 
+    /// sock_diag's queues are what `/proc/net/udp{,6}` say: datagrams left unread on IPv4 and IPv6
+    /// sockets of a network namespace of their own, asked for both families or one.
+    @Test(.enabled(if: canCreateNetworkNamespaces())) func socketDiagnosticsGiveWhatTheFilesGive() throws {
+        let network = try PrivateNetwork()
+        try network.ip("link set lo up")
+        let sockets = try network.inNamespace { () -> [Int32] in
+            [queueDatagrams(AF_INET, count: 3), queueDatagrams(AF_INET6, count: 2)].flatMap { $0 }
+        }
+        defer { for fd in sockets { close(fd) } }
+        try #require(sockets.count == 4)
+        let roots = PathRoots(procfs: network.procfs)
+        func collector(_ sockets: UDPSocketDiagnostics?) -> UDPQueuesCollector {
+            UDPQueuesCollector(
+                files: [
+                    UDPSocketFile("v4", AF_INET, KeptOpenFile(network.procfs + "/net/udp", end: .roomForLine(256))),
+                    UDPSocketFile("v6", AF_INET6, KeptOpenFile(network.procfs + "/net/udp6", end: .roomForLine(256))),
+                ],
+                sockets: sockets
+            )
+        }
+        let fromFiles = try collect(collector(nil), roots: roots)
+        #expect(try #require(fromFiles.value("node_udp_queues", ["ip": "v4", "queue": "rx"])) > 0)
+        #expect(try #require(fromFiles.value("node_udp_queues", ["ip": "v6", "queue": "rx"])) > 0)
+        for families in [[AF_INET, AF_INET6], [AF_INET]] {
+            let diagnostics = try network.inNamespace { UDPSocketDiagnostics(families: families) }
+            #expect(
+                diagnostics.queues(AF_INET)?.rx
+                    == fromFiles.value("node_udp_queues", ["ip": "v4", "queue": "rx"]).map(UInt64.init)
+            )
+            #expect(try collect(collector(diagnostics), roots: roots).text == fromFiles.text)
+        }
+    }
+
+    /// Once the kernel refuses a request (here: a family it has no such thing as), the files are read.
+    @Test func aRefusalSendsTheCollectorToTheFiles() {
+        let diagnostics = UDPSocketDiagnostics(families: [AF_INET, 99])
+        #expect(diagnostics.queues(AF_INET) != nil)
+        #expect(diagnostics.queues(AF_INET6) == nil)
+        #expect(diagnostics.queues(99) == nil)
+        #expect(diagnostics.queues(AF_INET) == nil)
+    }
+
+    /// A dump's sockets summed; a message too short to hold the queues fails it.
+    @Test func sumsTheQueuesOfASocketDump() {
+        func socket(rx: UInt32, tx: UInt32) -> [UInt8] {
+            [UInt8(AF_INET), 7, 0, 0] + [UInt8](repeating: 0, count: 52) + native(rx) + native(tx)
+                + [UInt8](repeating: 0, count: 8)
+        }
+        var queues = UDPQueues()
+        for body in [socket(rx: 768, tx: 0), socket(rx: 0xffff_ffff, tx: 5)] {
+            #expect(body.withUnsafeBytes { addUDPQueues(20, $0, to: &queues) })
+        }
+        #expect(queues == UDPQueues(tx: 5, rx: 0xffff_ffff + 768))
+        #expect(Array(socket(rx: 1, tx: 1).prefix(60)).withUnsafeBytes { addUDPQueues(20, $0, to: &queues) } == false)
+        // Other messages are passed over.
+        #expect([UInt8](repeating: 1, count: 4).withUnsafeBytes { addUDPQueues(3, $0, to: &queues) })
+        #expect(queues == UDPQueues(tx: 5, rx: 0xffff_ffff + 768))
+    }
+
     @Test func neitherFileMeansNoData() {
         #expect(throws: CollectorError.self) {
             try collect(UDPQueuesCollector.descriptor, roots: fixtureRoots("does-not-exist"))
@@ -109,4 +168,42 @@ extension String {
     fileprivate func leftPadded(to width: Int) -> String {
         String(repeating: "0", count: max(0, width - self.count)) + self
     }
+}
+
+/// Sends `count` datagrams to a socket of `family` bound to the loopback address, which reads none; the
+/// sender's and receiver's descriptors, or none when a step failed.
+private func queueDatagrams(_ family: Int32, count: Int) -> [Int32] {
+    let receiver = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
+    let sender = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
+    var storage = sockaddr_storage()
+    var length: socklen_t
+    if family == AF_INET {
+        length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                address.pointee.sin_family = sa_family_t(AF_INET)
+                address.pointee.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+            }
+        }
+    } else {
+        length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                address.pointee.sin6_family = sa_family_t(AF_INET6)
+                address.pointee.sin6_addr = in6addr_loopback
+            }
+        }
+    }
+    let sent = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+            guard bind(receiver, address, length) == 0, getsockname(receiver, address, &length) == 0 else { return 0 }
+            return (0..<count).filter { _ in sendto(sender, "vigil", 5, 0, address, length) == 5 }.count
+        }
+    }
+    guard receiver >= 0, sender >= 0, sent == count else {
+        close(receiver)
+        close(sender)
+        return []
+    }
+    return [receiver, sender]
 }

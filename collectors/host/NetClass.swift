@@ -40,7 +40,7 @@ struct NetClassCollector: Collector {
             ignored: NameFilter(include: nil, exclude: try setup.settings.regex("collector.netclass.ignored-devices")),
             ignoreInvalidSpeed: setup.settings.bool("collector.netclass.ignore-invalid-speed"),
             // A sysfs of another mount (a container's /host/sys) may show another network namespace.
-            links: ["/sys", "/sys/"].contains(setup.paths.sysfs) ? RouteLinks() : nil
+            links: setup.paths.sysfsIsOwn ? RouteLinks() : nil
         )
     }
 

@@ -38,7 +38,7 @@ struct NetDevCollector: Collector {
                 exclude: "collector.netdev.device-exclude"
             ),
             // /proc/net/dev is the reader's network namespace, as the socket's is.
-            links: ["/proc", "/proc/"].contains(setup.paths.procfs) ? RouteLinks() : nil
+            links: setup.paths.procfsIsOwn ? RouteLinks() : nil
         )
     }
 

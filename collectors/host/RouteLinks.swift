@@ -1,4 +1,3 @@
-import Synchronization
 import VigilCore
 
 #if canImport(Glibc)
@@ -48,42 +47,19 @@ struct LinkReport: Equatable {
 /// and checks each interface's index and address against sysfs before it takes the answers. netdev
 /// asks only when reading `/proc`, whose `net/dev` shows the reader's namespace.
 final class RouteLinks: Sendable {
-    private struct Connection {
-        var socket: Int32 = -1
-        var sequence: UInt32 = 0
-        var buffer: [UInt8] = []
-    }
-
-    private let connection = Mutex(Connection())
+    private let socket: NetlinkSocket
 
     init() {
-        // Opened now, in the namespace of the thread that makes it (tests make one in a namespace of their own).
-        self.connection.withLock { connection in connection.socket = openRouteSocket() }
+        self.socket = NetlinkSocket(family: netlinkRoute)
     }
 
-    deinit {
-        let socket = self.connection.withLock { $0.socket }
-        if socket >= 0 { close(socket) }
-    }
-
-    /// Every interface, by name; nil when the dump failed (the socket is then opened again next time).
+    /// Every interface, by name; nil when the dump failed.
     func dump() -> [String: LinkReport]? {
-        self.connection.withLock { connection in
-            if connection.socket < 0 { connection.socket = openRouteSocket() }
-            guard connection.socket >= 0 else { return nil }
-            connection.sequence &+= 1
-            if let links = dumpLinks(
-                socket: connection.socket,
-                sequence: connection.sequence,
-                buffer: &connection.buffer
-            ) {
-                return links
-            }
-            // Whatever is left of an answer must not be taken for the next one.
-            close(connection.socket)
-            connection.socket = -1
-            return nil
+        var links: [String: LinkReport] = [:]
+        let outcome = self.socket.dump(type: getLink, body: [UInt8](repeating: 0, count: interfaceInfoSize)) {
+            addLinkReport($0, $1, to: &links)
         }
+        return outcome == .done ? links : nil
     }
 }
 
@@ -118,89 +94,17 @@ private struct SharedLinkDump: Sendable {
 }
 
 private let netlinkRoute: Int32 = 0
-private let messageDone: UInt16 = 3
-private let messageError: UInt16 = 2
 private let newLink: UInt16 = 16
 private let getLink: UInt16 = 18
-private let headerSize = 16
 private let interfaceInfoSize = 16
 
-private func openRouteSocket() -> Int32 {
-    let socket = Glibc.socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkRoute)
-    guard socket >= 0 else { return -1 }
-    // The kernel answers a dump at once; the bound only guards a scrape thread against the unforeseen.
-    var timeout = timeval(tv_sec: 2, tv_usec: 0)
-    setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    return socket
-}
-
-/// Sends one `RTM_GETLINK` dump request and reads its answer up to `NLMSG_DONE`.
-private func dumpLinks(socket: Int32, sequence: UInt32, buffer: inout [UInt8]) -> [String: LinkReport]? {
-    // nlmsghdr (length, type, flags: NLM_F_REQUEST | NLM_F_DUMP, sequence, port) and an empty ifinfomsg.
-    var request = [UInt8](repeating: 0, count: headerSize + interfaceInfoSize)
-    request.withUnsafeMutableBytes { raw in
-        raw.storeBytes(of: UInt32(headerSize + interfaceInfoSize), toByteOffset: 0, as: UInt32.self)
-        raw.storeBytes(of: getLink, toByteOffset: 4, as: UInt16.self)
-        raw.storeBytes(of: UInt16(0x1 | 0x300), toByteOffset: 6, as: UInt16.self)
-        raw.storeBytes(of: sequence, toByteOffset: 8, as: UInt32.self)
-    }
-    let sent = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
-    guard sent == request.count else { return nil }
-    // The kernel sizes a dump's datagrams by what the reader asks for, 32 KiB at most; left
-    // uninitialised, only the pages an answer fills become resident.
-    if buffer.count < 32768 { buffer = [UInt8](unsafeUninitializedCapacity: 32768) { $1 = 32768 } }
-    var links: [String: LinkReport] = [:]
-    while true {
-        let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, Int32(MSG_TRUNC)) }
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0, count <= buffer.count else { return nil }
-        let outcome = buffer.withUnsafeBytes { raw in
-            parseLinkMessages(UnsafeRawBufferPointer(rebasing: raw[..<count]), sequence: sequence, into: &links)
-        }
-        switch outcome {
-        case .more: continue
-        case .done: return links
-        case .failed: return nil
-        }
-    }
-}
-
-enum LinkDumpProgress: Equatable {
-    /// The answer goes on in the next datagram.
-    case more
-    /// `NLMSG_DONE` came.
-    case done
-    /// An error message, or a message that does not hold together.
-    case failed
-}
-
-/// Adds the interfaces of one datagram of an `RTM_GETLINK` dump to `links`; messages of another
-/// sequence (an answer abandoned earlier) are passed over.
-func parseLinkMessages(
-    _ bytes: UnsafeRawBufferPointer,
-    sequence: UInt32,
-    into links: inout [String: LinkReport]
-) -> LinkDumpProgress {
-    var offset = 0
-    while bytes.count - offset >= headerSize {
-        let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-        let type = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
-        let messageSequence = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
-        guard length >= headerSize, length <= bytes.count - offset else { return .failed }
-        if messageSequence == sequence {
-            switch type {
-            case messageDone: return .done
-            case messageError: return .failed
-            case newLink:
-                let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + headerSize)..<(offset + length)])
-                guard let report = parseLinkReport(body) else { return .failed }
-                if let name = report.name { links[name] = report }
-            default: break
-            }
-        }
-        offset += (length + 3) & ~3
-    }
-    return .more
+/// Adds the interface of an `RTM_NEWLINK` message of a dump to `links`; false when the message does
+/// not hold together. Messages of other types are passed over.
+func addLinkReport(_ type: UInt16, _ body: UnsafeRawBufferPointer, to links: inout [String: LinkReport]) -> Bool {
+    guard type == newLink else { return true }
+    guard let report = parseLinkReport(body) else { return false }
+    if let name = report.name { links[name] = report }
+    return true
 }
 
 /// An `ifinfomsg` and its attributes.
