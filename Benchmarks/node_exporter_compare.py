@@ -6,7 +6,10 @@ Prints, for each agent and as the ratio vigil / node_exporter:
     agents run at once and their scrapes alternate in batches, so that both meet the same machine;
   - thread sleeps per scrape over the same scrapes (voluntary context switches: each is a hand-over
     between threads or a wait, and a wake-up that costs the kernel);
-  - steady RSS one second after those scrapes (VmRSS);
+  - CPU time per scrape at a steady pace, as under Prometheus: one scrape of each agent every
+    `--interval` seconds, the CPU the agent spends between scrapes included (its threads' run time from
+    /proc/PID/task/*/schedstat, which counts in nanoseconds where /proc/PID/stat counts in ticks);
+  - steady RSS one second after the sequential scrapes (VmRSS);
   - p50 / p99 scrape latency under 8 concurrent scrapers.
 Scrapes are made the way Prometheus makes them: its Accept header, gzip accepted, one kept-alive
 connection per scraper.
@@ -162,6 +165,31 @@ def cpu_per_scrape(agents, scrapes, rounds):
     return {name: [total / (batch * rounds) for total in totals] for name, totals in spent.items()}
 
 
+def run_nanoseconds(pid):
+    """Nanoseconds the threads of a process alive now have run (user and system)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass  # the thread has exited
+    return total
+
+
+def cpu_per_paced_scrape(agents, scrapes, interval):
+    """CPU seconds per scrape of each agent scraped every `interval` seconds, the agents' scrapes half an
+    interval apart: what a scrape costs when caches have gone cold and the agent's work between scrapes
+    (timers, trimming, watchdogs) counts."""
+    before = {name: run_nanoseconds(process.pid) for name, (process, _) in agents.items()}
+    for _ in range(scrapes):
+        for _, scraper in agents.values():
+            scraper.scrape()
+            time.sleep(interval / len(agents))
+    return {name: (run_nanoseconds(process.pid) - before[name]) / 1e9 / scrapes
+            for name, (process, _) in agents.items()}
+
+
 def latencies(port, concurrency, per_scraper):
     """p50 and p99 scrape latency under `concurrency` scrapers."""
     measured = []
@@ -192,6 +220,8 @@ def main():
     parser.add_argument("--node-exporter", default="prometheus-node-exporter")
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10, help="interleaved batches the CPU scrapes are made in")
+    parser.add_argument("--paced", type=int, default=60, help="scrapes of each agent at a steady pace")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between an agent's paced scrapes")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--per-scraper", type=int, default=50)
     args = parser.parse_args()
@@ -200,7 +230,8 @@ def main():
     flags = ["--collector.disable-defaults"] + [f"--collector.{name}" for name in collectors]
     print(f"collectors ({len(collectors)}): {', '.join(collectors)}")
     print(f"CPU: {args.scrapes} sequential scrapes each, interleaved in {args.rounds} rounds; latency: "
-          f"{args.concurrency} concurrent scrapers x {args.per_scraper}")
+          f"{args.concurrency} concurrent scrapers x {args.per_scraper}; paced: {args.paced} scrapes each, one "
+          f"every {args.interval} s")
 
     agents, ports = {}, {}
     try:
@@ -214,11 +245,13 @@ def main():
         cpu = cpu_per_scrape(agents, args.scrapes, args.rounds)
         time.sleep(1)  # between scrapes, as under Prometheus' interval: what the agent holds at rest
         rss = {name: rss_bytes(process.pid) for name, (process, _) in agents.items()}
+        paced = cpu_per_paced_scrape(agents, args.paced, args.interval)
         results = {}
         for name, (_, scraper) in agents.items():
             p50, p99 = latencies(ports[name], args.concurrency, args.per_scraper)
             user, system, sleeps = cpu[name]
             results[name] = {"cpu": user + system, "user": user, "system": system, "sleeps": sleeps,
+                             "paced": paced[name],
                              "rss": rss[name], "p50": p50, "p99": p99, "gzip_bytes": len(scraper.scrape())}
     finally:
         for process, _ in agents.values():
@@ -231,6 +264,7 @@ def main():
         ("  of which user", "user", lambda v: f"{v * 1000:.3f} ms", None),
         ("  of which system (kernel)", "system", lambda v: f"{v * 1000:.3f} ms", None),
         ("thread sleeps per scrape", "sleeps", lambda v: f"{v:.2f}", None),
+        (f"CPU per paced scrape ({args.interval:g} s)", "paced", lambda v: f"{v * 1000:.3f} ms", None),
         ("steady RSS", "rss", lambda v: f"{v / 1048576:.1f} MiB", "rss"),
         ("p50 latency (8 concurrent)", "p50", lambda v: f"{v * 1000:.2f} ms", None),
         ("p99 latency (8 concurrent)", "p99", lambda v: f"{v * 1000:.2f} ms", "p99"),
