@@ -1,3 +1,5 @@
+import CTimerfd
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,12 +7,17 @@ import Musl
 #endif
 
 /// One thread that keeps the deadlines of scrapes in progress: it wakes every `tick` while scrapes run
-/// (and not at all while none do) and asks each whether it is over.
+/// and asks each whether it is over.
+///
+/// It sleeps on a timer descriptor, armed when a scrape starts with none running and disarmed when the
+/// last one ends. A scrape that ends within a tick, as nearly all do, never wakes the thread: arming
+/// and disarming are two system calls, where waking the thread and putting it back to sleep cost a
+/// scrape made every half second about 6% of its CPU time (measured with `make bench-node`).
 ///
 /// A dedicated thread rather than a timer task: a scrape must finish on time even when every thread of
-/// Swift's cooperative pool is busy, and checking a few scrapes ten times a second costs nothing.
+/// Swift's cooperative pool is busy.
 final class ScrapeWatchdog: @unchecked Sendable {
-    // @unchecked: `watched` and `started` are guarded by `mutex`.
+    // @unchecked: `watched` and `timer` are guarded by `mutex`.
     static let shared = ScrapeWatchdog(tick: .milliseconds(50))
 
     private struct Watched {
@@ -19,28 +26,54 @@ final class ScrapeWatchdog: @unchecked Sendable {
     }
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var watched: [Watched] = []
-    private var started = false
+    /// How often the timer has woken the thread.
+    private var wakes = 0
+    /// The timer descriptor, made with the thread by the first scrape; -1 before.
+    private var timer: Int32 = -1
     private let tick: Duration
 
     init(tick: Duration) {
         self.tick = tick
         pthread_mutex_init(self.mutex, nil)
-        pthread_cond_init(self.condition, nil)
     }
 
-    /// Calls `check` every tick until it returns true (the scrape is over).
+    /// Calls `check` every tick until it returns true or ``ended(_:)`` is called for the run.
     func watch(_ run: ScrapeRun, check: @escaping @Sendable (ContinuousClock.Instant) -> Bool) {
         pthread_mutex_lock(self.mutex)
-        self.watched.append(Watched(run: run, check: check))
-        let wake = self.watched.count == 1
-        if !self.started {
-            self.started = true
+        defer { pthread_mutex_unlock(self.mutex) }
+        if self.timer < 0 {
+            self.timer = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_CLOEXEC))
+            precondition(self.timer >= 0, "cannot make the scrape watchdog's timer: errno \(errno)")
             self.startThread()
         }
-        pthread_mutex_unlock(self.mutex)
-        if wake { pthread_cond_signal(self.condition) }
+        self.watched.append(Watched(run: run, check: check))
+        if self.watched.count == 1 { self.arm(true) }
+    }
+
+    /// The scrape is over: it is not checked again, and the timer stops when no other scrape runs.
+    func ended(_ run: ScrapeRun) {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        self.watched.removeAll { $0.run === run }
+        if self.watched.isEmpty && self.timer >= 0 { self.arm(false) }
+    }
+
+    /// How many scrapes are watched, and how often the thread has woken (tests).
+    var counts: (watched: Int, wakes: Int) {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        return (self.watched.count, self.wakes)
+    }
+
+    /// Sets the timer to expire one tick from now, or stops it. Called with `mutex` held.
+    private func arm(_ armed: Bool) {
+        var value = itimerspec()
+        if armed {
+            let (seconds, attoseconds) = self.tick.components
+            value.it_value = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        }
+        timerfd_settime(self.timer, 0, &value, nil)
     }
 
     private func startThread() {
@@ -64,25 +97,23 @@ final class ScrapeWatchdog: @unchecked Sendable {
     }
 
     private func loop() {
-        let (tickSeconds, tickAttoseconds) = self.tick.components
+        pthread_mutex_lock(self.mutex)
+        let timer = self.timer
+        pthread_mutex_unlock(self.mutex)
+        var expirations: UInt64 = 0
         while true {
+            // Blocks until the timer expires; a read made after a disarm that raced with the expiry
+            // returns at once, and the check below finds nothing to do.
+            guard read(timer, &expirations, 8) == 8 else { continue }
             pthread_mutex_lock(self.mutex)
-            while self.watched.isEmpty { pthread_cond_wait(self.condition, self.mutex) }
-            pthread_mutex_unlock(self.mutex)
-
-            var pause = timespec(tv_sec: Int(tickSeconds), tv_nsec: Int(tickAttoseconds / 1_000_000_000))
-            var remaining = timespec()
-            while nanosleep(&pause, &remaining) != 0 && errno == EINTR { pause = remaining }
-
-            pthread_mutex_lock(self.mutex)
+            self.wakes += 1
             let current = self.watched
             pthread_mutex_unlock(self.mutex)
             let now = ContinuousClock.now
-            let over = current.filter { $0.check(now) }.map { ObjectIdentifier($0.run) }
-            guard !over.isEmpty else { continue }
-            let done = Set(over)
+            let over = current.filter { $0.check(now) }.map(\.run)
             pthread_mutex_lock(self.mutex)
-            self.watched.removeAll { done.contains(ObjectIdentifier($0.run)) }
+            self.watched.removeAll { watched in over.contains { $0 === watched.run } }
+            if !self.watched.isEmpty { self.arm(true) }
             pthread_mutex_unlock(self.mutex)
         }
     }

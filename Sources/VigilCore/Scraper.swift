@@ -167,6 +167,7 @@ public final class Scraper: Sendable {
     ) {
         let limit = min(timeout ?? self.timeout, self.timeout)
         let run = ScrapeRun(order: selection ?? Array(self.entries.indices), deadline: .now + limit) { run in
+            ScrapeWatchdog.shared.ended(run)
             completion(self.assemble(run, format: format))
         }
         guard !run.order.isEmpty else {
@@ -175,8 +176,9 @@ public final class Scraper: Sendable {
         }
         let lanes = min(self.lanes, run.order.count)
         run.addLanes(lanes)
-        for _ in 0..<lanes { self.startLane(run, format: format) }
+        // Watched before its lanes start, so that it is watched before it can end.
         ScrapeWatchdog.shared.watch(run) { now in self.check(run, format: format, now: now) }
+        for _ in 0..<lanes { self.startLane(run, format: format) }
     }
 
     private func startLane(_ run: ScrapeRun, format: ExpositionFormat) {
@@ -418,8 +420,8 @@ final class ScrapeRun: Sendable {
     let shared = ScrapeShared()
     private let state: Mutex<State>
     /// Called once, by whoever finishes the scrape (the last collector's lane or the watchdog), and
-    /// taken when called: the run lives on until the watchdog's next tick, and what the closure holds
-    /// (the response's promise, which holds the output's buffers) must not.
+    /// taken when called: the run lives on in a lane that returns late, and what the closure holds (the
+    /// response's promise, which holds the output's buffers) must not.
     private let onFinish: Mutex<(@Sendable (ScrapeRun) -> Void)?>
 
     init(order: [Int], deadline: ContinuousClock.Instant, onFinish: @escaping @Sendable (ScrapeRun) -> Void) {
@@ -519,8 +521,9 @@ final class ScrapeRun: Sendable {
 
     func finalOutcomes() -> [Outcome] {
         self.state.withLock { state in
-            // Moved out, not copied: the run lives on until the watchdog's next tick, and buffers it still
-            // referenced would be copied, not reused, when the scraper's pool hands them out again.
+            // Moved out, not copied: the run may outlive its scrape (in a lane that returns late), and
+            // buffers it still referenced would be copied, not reused, when the scraper's pool hands them
+            // out again.
             let outcomes = state.outcomes.map { $0 ?? Outcome(seconds: 0, success: false) }
             state.outcomes = []
             return outcomes
