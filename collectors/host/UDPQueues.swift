@@ -77,8 +77,9 @@ struct UDPSocketFile: Sendable {
 
 /// The queues of the UDP sockets of vigil's network namespace, from sock_diag (`NETLINK_SOCK_DIAG`): the
 /// sockets `/proc/net/udp{,6}` list, with the same `rx_queue` and `tx_queue`, through a socket kept open.
-/// The kernel walks its UDP hash table once per family either way, but formats no line per socket;
-/// measured on a host with no UDP socket, the two dumps cost half the two reads.
+/// The kernel walks its UDP hash table once per family either way, but formats no line per socket: the
+/// two dumps cost the kernel about half what the two reads cost (measured with no UDP socket open, where
+/// the walk is all there is).
 ///
 /// The first request may have the kernel load its `udp_diag` module, as `ss -u` does. Where the kernel
 /// refuses (no such module, a sandbox that forbids it), the files are read from then on.
