@@ -39,8 +39,8 @@ enum ResidentMemory {
     /// steady state between scrapes is trimmed. The trim runs on a pool thread, never on the event loop.
     ///
     /// A host scrape leaves a few hundred KiB free, which the next scrape uses again: trimming it cost a
-    /// paced scrape a tenth of its CPU time (two more thread wake-ups, and page faults to bring the pages
-    /// back) for 0.2 MiB of steady RSS (both measured with `Benchmarks/node_exporter_compare.py`). A
+    /// scrape made every half second about 7% of its CPU time (two more thread wake-ups, and page faults
+    /// to bring the pages back) for 0.1–0.3 MiB of steady RSS (both measured with `make bench-node`). A
     /// thousand containers' scrape leaves megabytes.
     static func trimHeapSoon(on eventLoop: any EventLoop) {
         guard mallinfo2().fordblks >= Self.worthTrimming, !Self.trimPending.exchange(true, ordering: .relaxed)

@@ -12,7 +12,7 @@ import Musl
 /// It sleeps on a timer descriptor, armed when a scrape starts with none running and disarmed when the
 /// last one ends. A scrape that ends within a tick, as nearly all do, never wakes the thread: arming
 /// and disarming are two system calls, where waking the thread and putting it back to sleep cost a
-/// scrape made every half second about 6% of its CPU time (measured with `make bench-node`).
+/// scrape made every half second a few percent of its CPU time (measured with `make bench-node`).
 ///
 /// A dedicated thread rather than a timer task: a scrape must finish on time even when every thread of
 /// Swift's cooperative pool is busy.
