@@ -1,4 +1,3 @@
-import Synchronization
 import VigilCore
 
 /// Block device I/O counters from `/proc/diskstats` (`node_disk_*`), only those the kernel writes

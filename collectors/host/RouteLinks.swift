@@ -56,7 +56,7 @@ final class RouteLinks: Sendable {
     /// Every interface, by name; nil when the dump failed.
     func dump() -> [String: LinkReport]? {
         var links: [String: LinkReport] = [:]
-        let outcome = self.socket.dump(type: getLink, body: [UInt8](repeating: 0, count: interfaceInfoSize)) {
+        let outcome = self.socket.dump(type: getLink, body: emptyInterfaceInfo) {
             addLinkReport($0, $1, to: &links)
         }
         return outcome == .done ? links : nil
@@ -97,6 +97,8 @@ private let netlinkRoute: Int32 = 0
 private let newLink: UInt16 = 16
 private let getLink: UInt16 = 18
 private let interfaceInfoSize = 16
+/// The body of a request for every interface: an `ifinfomsg` that selects none in particular.
+private let emptyInterfaceInfo = [UInt8](repeating: 0, count: interfaceInfoSize)
 
 /// Adds the interface of an `RTM_NEWLINK` message of a dump to `links`; false when the message does
 /// not hold together. Messages of other types are passed over.

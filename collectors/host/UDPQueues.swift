@@ -84,24 +84,19 @@ struct UDPSocketFile: Sendable {
 /// The first request may have the kernel load its `udp_diag` module, as `ss -u` does. Where the kernel
 /// refuses (no such module, a sandbox that forbids it), the files are read from then on.
 final class UDPSocketDiagnostics: Sendable {
-    /// The families asked for; the others are read from their files.
-    let families: [Int32]
+    /// The dump request of each family asked for; the others are read from their files.
+    private let requests: [Int32: [UInt8]]
     private let socket: NetlinkSocket
     private let refused = Atomic<Bool>(false)
 
     init(families: [Int32]) {
-        self.families = families
+        self.requests = Dictionary(uniqueKeysWithValues: families.map { ($0, udpDumpRequest($0)) })
         self.socket = NetlinkSocket(family: netlinkSocketDiagnostics)
     }
 
     /// The summed queues of the UDP sockets of `family`; nil when they are to be read from the file.
     func queues(_ family: Int32) -> UDPQueues? {
-        guard self.families.contains(family), !self.refused.load(ordering: .relaxed) else { return nil }
-        // inet_diag_req_v2: family, protocol, extensions, padding, states (all), inet_diag_sockid (any).
-        var request = [UInt8](repeating: 0, count: 56)
-        request[0] = UInt8(family)
-        request[1] = UInt8(IPPROTO_UDP)
-        request.replaceSubrange(4..<8, with: [0xff, 0xff, 0xff, 0xff])
+        guard let request = self.requests[family], !self.refused.load(ordering: .relaxed) else { return nil }
         var queues = UDPQueues()
         switch self.socket.dump(
             type: socketDiagnosticsByFamily,
@@ -114,6 +109,16 @@ final class UDPSocketDiagnostics: Sendable {
         }
         return nil
     }
+}
+
+/// An `inet_diag_req_v2` for every UDP socket of `family`: family, protocol, extensions, padding,
+/// states (all), `inet_diag_sockid` (any).
+private func udpDumpRequest(_ family: Int32) -> [UInt8] {
+    var request = [UInt8](repeating: 0, count: 56)
+    request[0] = UInt8(family)
+    request[1] = UInt8(IPPROTO_UDP)
+    request.replaceSubrange(4..<8, with: [0xff, 0xff, 0xff, 0xff])
+    return request
 }
 
 private let netlinkSocketDiagnostics: Int32 = 4
