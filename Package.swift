@@ -28,9 +28,10 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CIsal", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CThreads"),
         .systemLibrary(name: "CTimerfd"),
         .systemLibrary(name: "CYAML", providers: [.apt(["libyaml-dev"])]),
-        .target(name: "VigilCore", dependencies: ["CIsal", "CTimerfd", logging]),
+        .target(name: "VigilCore", dependencies: ["CIsal", "CThreads", "CTimerfd", logging]),
         .target(name: "Collectors", dependencies: ["VigilCore", "CSystemd", logging], path: "collectors"),
         .target(
             name: "VigilForward",

@@ -1,3 +1,5 @@
+import CThreads
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -11,6 +13,9 @@ import Musl
 /// Up to `softLimit` threads run jobs; more jobs wait. A job that blocks for longer than `stuckAfter`
 /// stops counting against the limit — a hung call parks only its own thread and the pool starts
 /// another, up to `maxThreads`. Threads above `keepThreads` exit after a minute without work.
+///
+/// Its threads run on the pool's `cpus`, or else on the process's: never on those of the thread that
+/// happened to start them (a scrape's, which may be confined to one CPU).
 public final class BlockingPool: @unchecked Sendable {
     // @unchecked: every mutable field below is guarded by `mutex`.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -26,16 +31,24 @@ public final class BlockingPool: @unchecked Sendable {
     private let softLimit: Int
     private let stuckAfter: Duration
     private let keepThreads: Int
+    /// The threads' name, as `top -H` and `ps -L` show it (15 bytes at most).
+    private let name: String
+    private let cpus: CPUSet?
 
-    /// The pool for blocking calls that the agent waits for with a deadline (statfs, bus calls).
+    /// The pool for blocking calls that the agent waits for with a deadline (statfs, bus calls), and
+    /// for the journal reader's.
     public static let shared = BlockingPool()
 
     public init(
+        name: String = "vigil-pool",
+        cpus: CPUSet? = nil,
         softLimit: Int = 64,
         stuckAfter: Duration = .milliseconds(200),
         maxThreads: Int = 64,
         keepThreads: Int = 2
     ) {
+        self.name = name
+        self.cpus = cpus
         self.softLimit = softLimit
         self.stuckAfter = stuckAfter
         self.maxThreads = maxThreads
@@ -111,6 +124,8 @@ public final class BlockingPool: @unchecked Sendable {
     }
 
     private func work() {
+        pthread_setname_np(pthread_self(), self.name)
+        (self.cpus ?? CPUSet.ofProcess())?.confineCurrentThread()
         pthread_mutex_lock(self.mutex)
         let slot = self.nextSlot
         self.nextSlot += 1

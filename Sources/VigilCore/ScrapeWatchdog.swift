@@ -1,3 +1,4 @@
+import CThreads
 import CTimerfd
 
 #if canImport(Glibc)
@@ -15,7 +16,7 @@ import Musl
 /// scrape made every half second a few percent of its CPU time (measured with `make bench-node`).
 ///
 /// A dedicated thread rather than a timer task: a scrape must finish on time even when every thread of
-/// Swift's cooperative pool is busy.
+/// Swift's cooperative pool is busy. It runs on the CPUs of the scrape that started it: the event loop's.
 final class ScrapeWatchdog: @unchecked Sendable {
     // @unchecked: `watched` and `timer` are guarded by `mutex`.
     static let shared = ScrapeWatchdog(tick: .milliseconds(50))
@@ -97,6 +98,7 @@ final class ScrapeWatchdog: @unchecked Sendable {
     }
 
     private func loop() {
+        pthread_setname_np(pthread_self(), "vigil-watchdog")
         pthread_mutex_lock(self.mutex)
         let timer = self.timer
         pthread_mutex_unlock(self.mutex)

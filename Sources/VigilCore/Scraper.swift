@@ -83,6 +83,8 @@ public final class Scraper: Sendable {
     ///   - entries: the enabled collectors.
     ///   - knownNames: every collector name vigil has, enabled or not (for `collect[]` errors).
     ///   - timeout: how long a scrape waits for its collectors at most.
+    ///   - cpus: the CPUs the collectors run on (the event loop's, so that a scrape's hand-overs wake no
+    ///     other CPU); nil for the process's.
     public init(
         entries: [Entry],
         knownNames: Set<String>,
@@ -90,6 +92,7 @@ public final class Scraper: Sendable {
         pool: BlockingPool = .shared,
         logger: Logger,
         lanes: Int = 1,
+        cpus: CPUSet? = nil,
         timeout: Duration = .seconds(5),
         stallThreshold: Duration = .milliseconds(200)
     ) {
@@ -97,7 +100,7 @@ public final class Scraper: Sendable {
         self.knownNames = knownNames
         self.paths = paths
         self.pool = pool
-        self.lanePool = BlockingPool(softLimit: 4, stuckAfter: stallThreshold)
+        self.lanePool = BlockingPool(name: "vigil-lane", cpus: cpus, softLimit: 4, stuckAfter: stallThreshold)
         self.logger = logger
         self.lanes = max(1, lanes)
         self.timeout = timeout
