@@ -60,11 +60,13 @@ public final class Agent: Sendable {
             errors.append(contentsOf: error.errors)
         }
         guard errors.isEmpty, let logSetup else { throw ConfigurationErrors(errors: errors) }
+        let scrapeCPUs = CPUSet.ofProcess()?.first(settings.integer(AgentOption.gomaxprocs))
         self.scraper = Scraper(
             entries: entries,
             knownNames: Set(CollectorCatalog.all.map(\.name)),
             paths: paths,
             logger: logger,
+            cpus: scrapeCPUs,
             timeout: settings.duration(AgentOption.collectorTimeout)
         )
         self.scraper.addSource(BuildInfo())
@@ -72,6 +74,10 @@ public final class Agent: Sendable {
             self.scraper.addSource(ProcessMetrics())
         }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        if let scrapeCPUs {
+            // Before the server binds: the event loop runs its tasks in order.
+            self.group.next().execute { scrapeCPUs.confineCurrentThread() }
+        }
         self.server = MetricsServer(
             addresses: settings.strings(AgentOption.listenAddress).compactMap(ListenAddress.init),
             telemetryPath: settings.string(AgentOption.telemetryPath),

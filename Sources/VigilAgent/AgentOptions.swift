@@ -74,7 +74,8 @@ enum AgentOption {
         OptionSpec(
             gomaxprocs,
             .integer(1),
-            help: "Accepted for node_exporter compatibility; vigil sizes its threads itself."
+            help:
+                "The number of CPUs scrapes run on: vigil's event loop and collector threads are kept on the first N of the CPUs it may use. 1 (node_exporter's default) keeps a scrape's hand-overs between them on one CPU, which then wakes no other; 0 leaves them where the kernel puts them."
         ),
     ]
 

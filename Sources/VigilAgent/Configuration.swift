@@ -427,6 +427,9 @@ private func validateAgentSettings(_ settings: Settings) -> [ConfigurationError]
     if settings.integer(AgentOption.maxRequests) < 0 {
         errors.append(settings.error(AgentOption.maxRequests, "must be 0 (unlimited) or more"))
     }
+    if settings.integer(AgentOption.gomaxprocs) < 0 {
+        errors.append(settings.error(AgentOption.gomaxprocs, "must be 0 (where the kernel puts them) or more"))
+    }
     if settings.duration(AgentOption.collectorTimeout) <= .zero {
         errors.append(settings.error(AgentOption.collectorTimeout, "must be positive"))
     }

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 import VigilCore
 
@@ -54,7 +56,7 @@ import VigilCore
     @Test func acceptsNodeExporterFlagsVigilDoesNotImplement() throws {
         let configuration = try loadConfiguration([
             "--no-collector.zfs", "--collector.ntp", "--collector.ntp.server", "10.0.0.1", "--collector.netdev.netlink",
-            "--log.level=debug", "--runtime.gomaxprocs=2",
+            "--log.level=debug",
         ])
         #expect(configuration.warnings.contains { $0.contains("no ntp collector") })
         #expect(configuration.warnings.contains { $0.contains("--collector.ntp.server") })
@@ -74,6 +76,7 @@ import VigilCore
         #expect(self.errors(["--web.listen-address=nowhere"]).first?.reason.contains("HOST:PORT") == true)
         #expect(self.errors(["stray"]).first?.reason == "unexpected argument")
         #expect(self.errors(["--web.telemetry-path"]).first?.reason == "expects a value")
+        #expect(self.errors(["--runtime.gomaxprocs=-1"]).first?.key == "runtime.gomaxprocs")
     }
 
     @Test func readsTheFileWithNestedKeysAndFlagsOverrideIt() throws {
@@ -173,6 +176,24 @@ import VigilCore
             return
         }
         for spec in AgentOption.allSpecs { #expect(text.contains(spec.name)) }
+    }
+}
+
+@Suite struct ScrapeCPUTests {
+    /// The CPUs the agent's event loop runs on (its collector threads run on the same: ThreadPlacementTests).
+    private func eventLoopCPUs(_ arguments: [String]) async throws -> CPUSet? {
+        try await withAgent(arguments) { agent in
+            #expect(try await agent.get("/metrics").status == 200)
+            return try await agent.agent.group.next().submit { CPUSet.ofCurrentThread() }.get()
+        }
+    }
+
+    @Test(.enabled(if: (CPUSet.ofProcess()?.cpus.count ?? 1) > 1, "the process has one CPU"))
+    func scrapesRunOnTheFirstCPUByDefaultAndWhereTheKernelPutsThemWithZero() async throws {
+        let process = try #require(CPUSet.ofProcess())
+        #expect(try await self.eventLoopCPUs([]) == CPUSet(process.cpus.prefix(1)))
+        #expect(try await self.eventLoopCPUs(["--runtime.gomaxprocs=0"]) == process)
+        #expect(try await self.eventLoopCPUs(["--runtime.gomaxprocs=\(process.cpus.count)"]) == process)
     }
 }
 
