@@ -25,6 +25,8 @@ public final class Agent: Sendable {
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
     let configuration: LoadedConfiguration
+    /// Where the event loop and the collector lanes run (`--runtime.gomaxprocs`); nil: any CPU.
+    let scrapeCPUs: CPUSet?
     /// The forward output and the log pipeline, in start order; empty when nothing is forwarded.
     let logServices: [any Service]
     /// What start-up says about the journal (forwarded where, dry run, or off).
@@ -76,8 +78,12 @@ public final class Agent: Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         if let scrapeCPUs {
             // Before the server binds: the event loop runs its tasks in order.
-            self.group.next().execute { scrapeCPUs.confineCurrentThread() }
+            self.group.next().execute {
+                guard let error = scrapeCPUs.confineCurrentThread() else { return }
+                logger.warning("The event loop is not confined to CPUs \(scrapeCPUs.cpus): errno \(error)")
+            }
         }
+        self.scrapeCPUs = scrapeCPUs
         self.server = MetricsServer(
             addresses: settings.strings(AgentOption.listenAddress).compactMap(ListenAddress.init),
             telemetryPath: settings.string(AgentOption.telemetryPath),
@@ -147,6 +153,7 @@ public final class Agent: Sendable {
             "Starting vigil",
             metadata: [
                 "version": "\(vigilVersion)", "collectors": "\(self.scraper.collectorNames.joined(separator: ","))",
+                "scrape_cpus": "\(self.scrapeCPUs.map { $0.cpus.map(String.init).joined(separator: ",") } ?? "any")",
             ]
         )
         self.logger.info("\(self.logSummary)")
