@@ -19,7 +19,9 @@ shows the cost is linear, and the issue's targets (CPU ≤ 20 ms per scrape and 
 met or missed.
 
 Each tree is measured in `--rounds` batches of `--scrapes` scrapes: the CPU figures are the median of
-the batches, with their spread. The machine the figures are taken on should be quiet; on a shared one
+the batches, with their spread. The trees of one layout have their agents running side by side, and
+their batches alternate round by round, so that a drift of the machine's speed meets every size alike
+and does not pass for a cost that grows with the number of containers. The machine the figures are taken on should be quiet; on a shared one
 the spread shows how much to trust them. The trees are ordinary files (tmpfs or disk), not cgroupfs:
 the kernel's cost per cgroup file differs somewhat on a live host.
 
@@ -142,6 +144,8 @@ class Result:
         self.body = 0           # (e) bytes
         self.body_gzip = 0
         self.series = 0
+        self.last_body = b""
+        self.last_compressed = b""
 
 
 def batch(agent, port, scrapes, gzip):
@@ -159,43 +163,76 @@ def batch(agent, port, scrapes, gzip):
     return ran / scrapes, (system_after - system_before) / max(ticks, 1e-9), body
 
 
-def measure(binary, base, scrapes, rounds, port, nofile):
-    def limit_files():
-        if nofile:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+class Agent:
+    """vigil running on one generated tree, and the figures measured of it."""
 
-    agent = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={base}/proc",
-         f"--path.sysfs={base}/sys", f"--path.rootfs={base}/root", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=limit_files)
-    result = Result()
-    try:
-        wait_for_port(port)
-        body = scrape(port)  # first scrapes: state files, limits
-        scrape(port, gzip=True)
-        if b'node_scrape_collector_success{collector="containers"} 1' not in body:
-            raise RuntimeError("the containers collector failed: " + body[-2000:].decode())
-        for _ in range(rounds):
-            cpu, kernel, body = batch(agent, port, scrapes, gzip=False)
-            result.cpu.append(cpu)
-            result.kernel.append(kernel)
-            # Between scrapes: the heap is trimmed 100 ms after the last one.
-            time.sleep(0.2)
-            result.rss = max(result.rss, status_kib(agent.pid, "VmRSS"))
-            cpu, _, compressed = batch(agent, port, scrapes, gzip=True)
-            result.cpu_gzip.append(cpu)
+    def __init__(self, binary, base, port, nofile):
+        def limit_files():
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        self.port = port
+        self.result = Result()
+        self.process = subprocess.Popen(
+            [binary, f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={base}/proc",
+             f"--path.sysfs={base}/sys", f"--path.rootfs={base}/root", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=limit_files)
+        try:
+            wait_for_port(port)
+            body = scrape(port)  # first scrapes: state files, limits
+            scrape(port, gzip=True)
+            if b'node_scrape_collector_success{collector="containers"} 1' not in body:
+                raise RuntimeError("the containers collector failed: " + body[-2000:].decode())
+        except Exception:
+            self.stop()
+            raise
+
+    def round(self, scrapes):
+        """One batch of identity scrapes and one of gzip scrapes."""
+        result = self.result
+        cpu, kernel, result.last_body = batch(self.process, self.port, scrapes, gzip=False)
+        result.cpu.append(cpu)
+        result.kernel.append(kernel)
+        # Between scrapes: the heap is trimmed 100 ms after the last one.
+        time.sleep(0.2)
+        result.rss = max(result.rss, status_kib(self.process.pid, "VmRSS"))
+        cpu, _, result.last_compressed = batch(self.process, self.port, scrapes, gzip=True)
+        result.cpu_gzip.append(cpu)
+
+    def finish(self, scrapes):
+        """The collector's own time over `scrapes` scrapes, the peak RSS and the exposition's size."""
+        result = self.result
         for _ in range(scrapes):
             match = re.search(rb'node_scrape_collector_duration_seconds\{collector="containers"\} (\S+)',
-                              scrape(port))
+                              scrape(self.port))
             result.duration.append(float(match.group(1)))
-        result.hwm = status_kib(agent.pid, "VmHWM")
-        result.body = len(body)
-        result.body_gzip = len(compressed)
-        result.series = sum(1 for line in body.split(b"\n") if line.startswith((b"container_", b"machine_")))
+        result.hwm = status_kib(self.process.pid, "VmHWM")
+        result.body = len(result.last_body)
+        result.body_gzip = len(result.last_compressed)
+        result.series = sum(1 for line in result.last_body.split(b"\n")
+                            if line.startswith((b"container_", b"machine_")))
         return result
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def measure(binary, bases, scrapes, rounds, ports, nofile):
+    """The figures of each tree, their agents running side by side and their batches interleaved round
+    by round: the VM's speed drifts over the minute this takes, and every size meets the same drift, so
+    that the marginal costs between sizes compare like with like."""
+    agents = []
+    try:
+        for base, port in zip(bases, ports):
+            agents.append(Agent(binary, base, port, nofile))
+        for _ in range(rounds):
+            for agent in agents:
+                agent.round(scrapes)
+        return [agent.finish(scrapes) for agent in agents]
     finally:
-        agent.terminate()
-        agent.wait()
+        for agent in agents:
+            agent.stop()
 
 
 def verdict(met):
@@ -234,20 +271,19 @@ def main():
     try:
         for index, layout in enumerate(args.layouts.split(",")):
             base = f"{work}/{layout}"
-            generate(base, layout, 0)
-            empty = measure(args.binary, base, 3, 1, args.port + index * 10, args.nofile)
-            results = []
-            for offset, size in enumerate(sizes):
-                generate(base, layout, size)
-                port = args.port + index * 10 + offset + 1
-                r = measure(args.binary, base, args.scrapes, args.rounds, port, args.nofile)
-                results.append(r)
+            generate(f"{base}/empty", layout, 0)
+            empty, = measure(args.binary, [f"{base}/empty"], 3, 1, [args.port + index * 10], args.nofile)
+            for size in sizes:
+                generate(f"{base}/{size}", layout, size)
+            results = measure(args.binary, [f"{base}/{size}" for size in sizes], args.scrapes, args.rounds,
+                              [args.port + index * 10 + offset + 1 for offset in range(len(sizes))], args.nofile)
+            for offset, (size, r) in enumerate(zip(sizes, results)):
                 cpu = median(r.cpu)
                 per_container = cpu / size * 1e6
                 if offset == 0:
                     marginal = ""
                 else:
-                    previous = median(results[-2].cpu)
+                    previous = median(results[offset - 1].cpu)
                     marginal = f"{(cpu - previous) / (size - sizes[offset - 1]) * 1e6:.1f}"
 
                 def spread(values):
