@@ -21,9 +21,9 @@ met or missed.
 Each tree is measured in `--rounds` batches of `--scrapes` scrapes: the CPU figures are the median of
 the batches, with their spread. The trees of one layout have their agents running side by side, and
 their batches alternate round by round, so that a drift of the machine's speed meets every size alike
-and does not pass for a cost that grows with the number of containers. The machine the figures are taken on should be quiet; on a shared one
-the spread shows how much to trust them. The trees are ordinary files (tmpfs or disk), not cgroupfs:
-the kernel's cost per cgroup file differs somewhat on a live host.
+and does not pass for a cost that grows with the number of containers. The machine the figures are taken
+on should be quiet; on a shared one the spread shows how much to trust them. The trees are ordinary files
+(tmpfs or disk), not cgroupfs: the kernel's cost per cgroup file differs somewhat on a live host.
 
 Steady state: the first scrapes read every state file and every limit; limits are read again once a
 minute (the collector's specMaxAge), so the scrapes measured here read the figures only.
