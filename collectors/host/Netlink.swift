@@ -15,6 +15,8 @@ final class NetlinkSocket: Sendable {
     private struct Connection {
         var socket: Int32 = -1
         var sequence: UInt32 = 0
+        /// The request sent and the answer read, kept for the next dump.
+        var request: [UInt8] = []
         var buffer: [UInt8] = []
     }
 
@@ -50,6 +52,7 @@ final class NetlinkSocket: Sendable {
                 type: type,
                 body: body,
                 sequence: connection.sequence,
+                request: &connection.request,
                 buffer: &connection.buffer,
                 message: message
             )
@@ -92,11 +95,13 @@ private func dumpMessages(
     type: UInt16,
     body: [UInt8],
     sequence: UInt32,
+    request: inout [UInt8],
     buffer: inout [UInt8],
     message: (UInt16, UnsafeRawBufferPointer) -> Bool
 ) -> NetlinkDumpProgress {
     // nlmsghdr: length, type, flags (NLM_F_REQUEST | NLM_F_DUMP), sequence, port.
-    var request = [UInt8](repeating: 0, count: headerSize)
+    request.removeAll(keepingCapacity: true)
+    request.append(contentsOf: repeatElement(0, count: headerSize))
     request.withUnsafeMutableBytes { raw in
         raw.storeBytes(of: UInt32(headerSize + body.count), toByteOffset: 0, as: UInt32.self)
         raw.storeBytes(of: type, toByteOffset: 4, as: UInt16.self)
