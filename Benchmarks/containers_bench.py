@@ -12,6 +12,10 @@ container each, with containerd's state files, one network namespace per pod and
       written while the response is sent, 64 KiB at a time, and counts in (a) and (b) only;
   (d) RSS growth against an empty tree: steady (VmRSS between scrapes) and peak (VmHWM);
   (e) exposition bytes (identity and gzip) and series;
+  (f) at the largest size, the kernel's floor: the system time of opening, reading and closing once, by
+      the benchmark itself, the cgroup files a scrape reads (what no agent reading cgroupfs can spare);
+  (g) as root, the system time of such reads from empty cgroups made in this host's cgroup2 hierarchy,
+      against ordinary files of the same contents: how far the trees' kernel figures are from a live host's;
 
 then the cost per container and the marginal cost per added container, whose constancy across sizes
 shows the cost is linear, and the issue's targets (CPU ≤ 20 ms per scrape and RSS growth ≤ 10 MB at
@@ -23,7 +27,7 @@ the batches, with their spread. The trees of one layout have their agents runnin
 their batches alternate round by round, so that a drift of the machine's speed meets every size alike
 and does not pass for a cost that grows with the number of containers. The machine the figures are taken
 on should be quiet; on a shared one the spread shows how much to trust them. The trees are ordinary files
-(tmpfs or disk), not cgroupfs: the kernel's cost per cgroup file differs somewhat on a live host.
+(tmpfs or disk), not cgroupfs: (g) says how much dearer a live host's cgroup files are.
 
 Steady state: the first scrapes read every state file and every limit; limits are read again once a
 minute (the collector's specMaxAge), so the scrapes measured here read the figures only.
@@ -235,6 +239,113 @@ def measure(binary, bases, scrapes, rounds, ports, nofile):
             agent.stop()
 
 
+# The files a steady-state scrape opens in every cgroup directory, by hierarchy (seen with strace; limits
+# are cached). Left out: v1 `cpu.stat`, read only for containers with a CPU quota, and the network's files.
+SCRAPED_FILES = {
+    "v2": {"": ["cpu.stat", "memory.current", "memory.stat", "memory.peak", "memory.events", "io.stat",
+                "cpu.pressure", "memory.pressure", "io.pressure"]},
+    "hybrid": {"cpuacct": ["cpuacct.usage", "cpuacct.stat"],
+               "memory": ["memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.failcnt", "memory.stat",
+                          "memory.oom_control"],
+               "blkio": ["blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_serviced_recursive"]},
+}
+
+
+def opened(path, names):
+    """A directory opened as vigil keeps it, and which of `names` it holds."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY), [name for name in names if os.path.exists(f"{path}/{name}")]
+
+
+def system_seconds_per_pass(directories, passes, groups=5):
+    """System CPU seconds of opening, reading and closing every file of `directories` once, relative to
+    its directory as vigil does: one figure per group of `passes` passes. The interpreter's own work is
+    user time, not counted here."""
+    figures = []
+    for _ in range(groups):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+        for _ in range(passes):
+            for directory, names in directories:
+                for name in names:
+                    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
+                    os.read(fd, 65536)
+                    os.close(fd)
+        figures.append((resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) / passes)
+    return figures
+
+
+def kernel_floor(base, layout):
+    """The system seconds of reading once the cgroup files a scrape of the tree at `base` reads (one
+    figure per group of passes), and how many files that is."""
+    directories = []
+    try:
+        for hierarchy, names in SCRAPED_FILES[layout].items():
+            for path, _, _ in os.walk(os.path.join(base, "sys/fs/cgroup", hierarchy)):
+                directories.append(opened(path, names))
+        return system_seconds_per_pass(directories, 4), sum(len(names) for _, names in directories)
+    finally:
+        for directory, _ in directories:
+            os.close(directory)
+
+
+def writable_cgroup2():
+    """A cgroup2 mount point, read-write, or None."""
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            mount, _, kind = line.partition(" - ")
+            if kind.split()[0] == "cgroup2" and "rw" in mount.split()[5].split(","):
+                return mount.split()[4]
+    return None
+
+
+def cgroupfs_cost(work, cgroups):
+    """System seconds per file of reading the v2 files a scrape reads, from `cgroups` empty cgroups made
+    in this host's cgroup2 hierarchy and from ordinary files with the same contents: the generated trees
+    are ordinary files, and this says how far their kernel figures are from a live host's. None when no
+    cgroup can be made (not root, no cgroup2)."""
+    mount = writable_cgroup2()
+    if mount is None:
+        return None
+    live = os.path.join(mount, f"vigil-containers-bench-{os.getpid()}")
+    copies = os.path.join(work, "cgroupfs-copies")
+    made, directories = [], []
+    try:
+        try:
+            os.mkdir(live)
+            made.append(live)
+            # The children have the controllers their parent delegates: as many as the host lets it.
+            for controller in ("cpu", "memory", "io"):
+                try:
+                    with open(f"{live}/cgroup.subtree_control", "w") as control:
+                        control.write(f"+{controller}")
+                except OSError:
+                    pass
+            for index in range(cgroups):
+                os.mkdir(f"{live}/c{index}")
+                made.append(f"{live}/c{index}")
+        except OSError:
+            return None
+        probe, names = opened(f"{live}/c0", SCRAPED_FILES["v2"][""])
+        os.close(probe)
+        for index in range(cgroups):
+            os.makedirs(f"{copies}/c{index}")
+            for name in names:
+                with open(f"{live}/c{index}/{name}", "rb") as source, open(f"{copies}/c{index}/{name}", "wb") as copy:
+                    copy.write(source.read())
+        on_cgroupfs = [opened(f"{live}/c{index}", names) for index in range(cgroups)]
+        directories += on_cgroupfs
+        on_files = [opened(f"{copies}/c{index}", names) for index in range(cgroups)]
+        directories += on_files
+        files = len(names) * cgroups
+        return (names, median(system_seconds_per_pass(on_cgroupfs, 4)) / files,
+                median(system_seconds_per_pass(on_files, 4)) / files)
+    finally:
+        for directory, _ in directories:
+            os.close(directory)
+        shutil.rmtree(copies, ignore_errors=True)
+        for path in reversed(made):
+            os.rmdir(path)
+
+
 def verdict(met):
     return "met" if met else "MISSED"
 
@@ -268,6 +379,7 @@ def main():
           f"{'(a) CPU ms':>20} {'kernel':>6} {'(b) gzip CPU ms':>20} {'(c) collect ms':>14} "
           f"{'RSS +MB':>7} {'peak +MB':>8} {'µs/container':>12} {'marginal':>9}")
     verdicts = []
+    floors = {}
     try:
         for index, layout in enumerate(args.layouts.split(",")):
             base = f"{work}/{layout}"
@@ -306,6 +418,12 @@ def main():
                   f" (1.00 = linear); bytes per container {last.body / sizes[-1]:.0f}, series per container "
                   f"{last.series / sizes[-1]:.1f}; empty tree RSS {empty.rss / 1024:.1f} MB, peak "
                   f"{empty.hwm / 1024:.1f} MB")
+            floors_measured, files = kernel_floor(f"{base}/{sizes[-1]}", layout)
+            floor = floors[layout] = median(floors_measured)
+            print(f"{layout:<7} kernel floor at {sizes[-1]}: opening, reading and closing once the {files} cgroup "
+                  f"files a scrape reads costs {floor * 1e3:.1f} ms of system time [{min(floors_measured) * 1e3:.0f}–"
+                  f"{max(floors_measured) * 1e3:.0f}], measured by the benchmark itself; sending the text and the network's "
+                  f"files come on top")
             if sizes[-1] == 1000:
                 # Linear or better: an added container costs no more at 1,000 than at 100 (fixed costs
                 # spread over more containers make the later ones a little cheaper).
@@ -315,7 +433,19 @@ def main():
                                 f"{verdict(median(last.cpu_gzip) <= 0.020)}; "
                                 f"RSS growth steady {(last.rss - empty.rss) / 1024:.1f} MB ≤ 10 MB "
                                 f"{verdict(last.rss - empty.rss <= 10240)}, peak {(last.hwm - empty.hwm) / 1024:.1f}"
-                                f" MB ≤ 10 MB {verdict(last.hwm - empty.hwm <= 10240)}; linear {verdict(linear)}")
+                                f" MB ≤ 10 MB {verdict(last.hwm - empty.hwm <= 10240)}; linear {verdict(linear)}; "
+                                f"kernel floor of its cgroup files alone {floor * 1e3:.1f} ms")
+        live = cgroupfs_cost(work, 1000)
+        if live is None:
+            print("cgroupfs: no cgroup could be made in a cgroup2 hierarchy (root is needed): the trees' ordinary "
+                  "files stand in for cgroupfs")
+        else:
+            names, on_cgroupfs, on_files = live
+            print(f"cgroupfs: reading {', '.join(names)} of 1000 empty cgroups of this host costs "
+                  f"{on_cgroupfs * 1e6:.2f} µs of system time per file, against {on_files * 1e6:.2f} µs from ordinary "
+                  f"files of the same contents (×{on_cgroupfs / on_files:.2f})" +
+                  (f": v2's kernel floor on a live host would be some {floors['v2'] * on_cgroupfs / on_files * 1e3:.0f}"
+                   " ms" if "v2" in floors else ""))
         if verdicts:
             print("targets at 1,000 containers:")
             for line in verdicts:
