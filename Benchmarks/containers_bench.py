@@ -259,7 +259,8 @@ def opened(path, names):
 def system_seconds_per_pass(directories, passes, groups=5):
     """System CPU seconds of opening, reading and closing every file of `directories` once, relative to
     its directory as vigil does: one figure per group of `passes` passes. The interpreter's own work is
-    user time, not counted here."""
+    user time, not counted here. The kernel splits a process's time between user and system at each
+    tick (4 ms at 250 Hz), so a group must last many ticks."""
     figures = []
     for _ in range(groups):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
@@ -281,7 +282,7 @@ def kernel_floor(base, layout):
         for hierarchy, names in SCRAPED_FILES[layout].items():
             for path, _, _ in os.walk(os.path.join(base, "sys/fs/cgroup", hierarchy)):
                 directories.append(opened(path, names))
-        return system_seconds_per_pass(directories, 4), sum(len(names) for _, names in directories)
+        return system_seconds_per_pass(directories, 8), sum(len(names) for _, names in directories)
     finally:
         for directory, _ in directories:
             os.close(directory)
@@ -335,9 +336,13 @@ def cgroupfs_cost(work, cgroups):
         directories += on_cgroupfs
         on_files = [opened(f"{copies}/c{index}", names) for index in range(cgroups)]
         directories += on_files
+        # Alternated, so that a drift of the machine's speed meets both alike.
+        live_figures, file_figures = [], []
+        for _ in range(7):
+            live_figures += system_seconds_per_pass(on_cgroupfs, 16, groups=1)
+            file_figures += system_seconds_per_pass(on_files, 16, groups=1)
         files = len(names) * cgroups
-        return (names, median(system_seconds_per_pass(on_cgroupfs, 4)) / files,
-                median(system_seconds_per_pass(on_files, 4)) / files)
+        return names, median(live_figures) / files, median(file_figures) / files
     finally:
         for directory, _ in directories:
             os.close(directory)
