@@ -8,10 +8,10 @@ import VigilCore
 /// Each scrape finds the cgroup mounts in mountinfo (re-read only after a mount changed), walks one
 /// hierarchy (``walkCgroups(_:all:maxDepth:)``), identifies containers from their cgroup paths and
 /// reads the files of each one's figures once. Names and images come from the runtimes' state files,
-/// read once per container; limits are read again after ``specMaxAge``; each cgroup's directories
-/// stay open between scrapes (within a budget of descriptors), and so does the knowledge of which
-/// process its network is read through. Labels with an empty value are left out: Prometheus treats
-/// them as absent.
+/// read once per container; limits are read again after ``specMaxAge``, a few cgroups' at a time;
+/// each cgroup's directories stay open between scrapes (within a budget of descriptors), and so does
+/// the knowledge of which process its network is read through. Labels with an empty value are left
+/// out: Prometheus treats them as absent.
 struct ContainersCollector: Collector {
     static let descriptor = CollectorDescriptor(
         name: "containers",
@@ -98,7 +98,13 @@ struct ContainersCollector: Collector {
             let stats = reader.read(entry, cachedSpec: cached)
             // A cgroup removed since the walk listed it is left out.
             guard !stats.isEmpty || cgroup.kind == .root else { continue }
-            if cached == nil { entry.spec = (stats.spec, now) }
+            if cached == nil {
+                // Limits first read now count as read a while ago, each cgroup's while its own: the
+                // cgroups found together have theirs read again over the next max age, some at each
+                // scrape, rather than all at one scrape each max age.
+                let age = entry.spec == nil ? self.state.firstSpecAge(self.specMaxAge) : .zero
+                entry.spec = (stats.spec, now - age)
+            }
             var metadata: ContainerMetadata?
             if case .container(let container) = cgroup.kind {
                 metadata =
@@ -274,6 +280,7 @@ final class ContainersState: Sendable {
     let devices = BlockDeviceNames()
     private let files: Mutex<CgroupFiles?>
     private let absent = Mutex<(files: Set<String>, since: ContinuousClock.Instant)>(([], .now))
+    private let specPhase = Mutex(0.0)
 
     init(keptDirectories: Int) {
         self.files = Mutex(CgroupFiles(budget: keptDirectories))
@@ -295,6 +302,16 @@ final class ContainersState: Sendable {
     /// What is kept per cgroup, for tests.
     func withFiles<T>(_ body: (CgroupFiles?) -> T) -> T {
         self.files.withLock { body($0) }
+    }
+
+    /// The age a cgroup's first read of its limits counts as: the next fraction of `maxAge` in the
+    /// golden ratio's sequence, which spreads the fractions of cgroups found together evenly over [0, 1).
+    func firstSpecAge(_ maxAge: Duration) -> Duration {
+        let fraction = self.specPhase.withLock { phase in
+            phase = (phase + 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
+            return phase
+        }
+        return maxAge * fraction
     }
 
     /// The optional files known to be absent; forgotten every `maxAge` (a module may be loaded).
