@@ -30,7 +30,8 @@ on should be quiet; on a shared one the spread shows how much to trust them. The
 (tmpfs or disk), not cgroupfs: (g) says how much dearer a live host's cgroup files are.
 
 Steady state: the first scrapes read every state file and every limit; limits are read again once a
-minute (the collector's specMaxAge), so the scrapes measured here read the figures only.
+minute (the collector's specMaxAge), a few cgroups' at each scrape, so the scrapes measured here read the
+figures and about a hundredth of the limits.
 
 Usage: python3 Benchmarks/containers_bench.py [--binary .build/release/vigil] [--scrapes 10]
        [--rounds 5] [--sizes 100,500,1000] [--layouts hybrid,v2]   (make bench-containers)
