@@ -419,9 +419,11 @@ def main():
             per_first, per_last = cpu_first / sizes[0], cpu_last / sizes[-1]
             # The marginal costs compared round by round: a round's batches run within seconds of each other,
             # where the medians of the sizes can come from rounds a minute apart, in another mood of the VM.
-            marginal_ratios = [((high - middle) / (sizes[-1] - sizes[-2])) / ((middle - low) / (sizes[1] - sizes[0]))
-                               for low, middle, high in zip(first.cpu, results[-2].cpu, last.cpu)
-                               ] if len(sizes) > 2 else []
+            marginal_ratios = []
+            if len(sizes) > 2:
+                for smallest, second, penultimate, largest in zip(first.cpu, results[1].cpu, results[-2].cpu, last.cpu):
+                    low = (second - smallest) / (sizes[1] - sizes[0])
+                    marginal_ratios.append((largest - penultimate) / (sizes[-1] - sizes[-2]) / low)
             marginal_ratio = median(marginal_ratios) if marginal_ratios else None
             print(f"{layout:<7} linearity: CPU per container at {sizes[-1]} / at {sizes[0]} = "
                   f"{per_last / per_first:.2f}" +

@@ -114,19 +114,19 @@ private final class TreeCopy {
     /// time: not all of them at one scrape (a scrape that costs more than the others every max age).
     @Test func limitsOfCgroupsFoundTogetherAreReadAgainAtStaggeredTimes() throws {
         let tree = try TreeCopy("cgroup-v2", "staggered")
-        let collector = ContainersCollector(all: false, specMaxAge: .seconds(2))
+        let collector = ContainersCollector(all: false, specMaxAge: .seconds(3))
         let first = try collect(collector, roots: tree.roots)
         let limited = first[family: "container_spec_cpu_shares"]!.samples.compactMap { $0[label: "id"] }
         #expect(limited.count >= 6)
         try #require(first[family: "container_spec_cpu_shares"]!.samples.allSatisfy { $0.value != 262_144 })
         for id in limited { try tree.write("sys/fs/cgroup\(id)/cpu.weight", "10000\n") }
         // Half the max age on: some limits have been read again, not all.
-        Thread.sleep(forTimeInterval: 1)
+        Thread.sleep(forTimeInterval: 1.5)
         let second = try collect(collector, roots: tree.roots)
         let readAgain = second[family: "container_spec_cpu_shares"]!.samples.filter { $0.value == 262_144 }
         #expect(readAgain.count > 0 && readAgain.count < limited.count, "\(readAgain.count) of \(limited.count)")
         // One max age on, every one has.
-        Thread.sleep(forTimeInterval: 1.1)
+        Thread.sleep(forTimeInterval: 1.6)
         let third = try collect(collector, roots: tree.roots)
         #expect(third[family: "container_spec_cpu_shares"]!.samples.allSatisfy { $0.value == 262_144 })
     }
