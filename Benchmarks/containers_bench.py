@@ -54,6 +54,9 @@ from cgroup_tree import (MOUNTINFO_HYBRID, MOUNTINFO_V2, Figures, container_id, 
 from node_exporter_compare import cpu_seconds, run_nanoseconds  # noqa: E402
 
 PORT = 21650
+# The pods' QoS slice and the slice above it: cgroups a scrape neither reports nor reads.
+KUBEPODS = "/kubepods.slice"
+QOS = f"{KUBEPODS}/kubepods-burstable.slice"
 
 
 def pod_annotations(kind, pod, uid, name, image):
@@ -86,12 +89,11 @@ def generate(base, layout, containers):
             write_v2_cgroup(base, path, figures, root=root)
 
     cgroup("/", Figures(0, processes=40), root=True)
-    qos = "/kubepods.slice/kubepods-burstable.slice"
-    cgroup("/kubepods.slice", Figures(1))
-    cgroup(qos, Figures(2))
+    cgroup(KUBEPODS, Figures(1))
+    cgroup(QOS, Figures(2))
     for index in range(containers // 2):
         uid = "%08x-%04x-4%03x-8%03x-%012x" % (index, index % 65536, index % 4096, (index * 7) % 4096, index * 31)
-        pod = f"{qos}/kubepods-burstable-pod{uid.replace('-', '_')}.slice"
+        pod = f"{QOS}/kubepods-burstable-pod{uid.replace('-', '_')}.slice"
         name = f"app-{index}"
         cgroup(pod, Figures(10 + index))
         sandbox, app = container_id(uid), container_id(f"app-{uid}")
@@ -283,8 +285,7 @@ def kernel_floor(base, layout):
         for hierarchy, names in SCRAPED_FILES[layout].items():
             root = os.path.join(base, "sys/fs/cgroup", hierarchy)
             for path, _, _ in os.walk(root):
-                # The slices above the pods are not reported (without --collector.cgroups.all) nor read.
-                if os.path.relpath(path, root) not in ("kubepods.slice", "kubepods.slice/kubepods-burstable.slice"):
+                if "/" + os.path.relpath(path, root) not in (KUBEPODS, QOS):
                     directories.append(opened(path, names))
         return system_seconds_per_pass(directories, 8), sum(len(names) for _, names in directories)
     finally:
