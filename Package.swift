@@ -29,10 +29,10 @@ let package = Package(
         .systemLibrary(name: "CIsal", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CThreads"),
-        .systemLibrary(name: "CTimerfd"),
+        .systemLibrary(name: "CClock"),
         .systemLibrary(name: "CYAML", providers: [.apt(["libyaml-dev"])]),
-        .target(name: "VigilCore", dependencies: ["CIsal", "CThreads", "CTimerfd", logging]),
-        .target(name: "Collectors", dependencies: ["VigilCore", "CSystemd", logging], path: "collectors"),
+        .target(name: "VigilCore", dependencies: ["CIsal", "CThreads", "CClock", logging]),
+        .target(name: "Collectors", dependencies: ["VigilCore", "CClock", "CSystemd", logging], path: "collectors"),
         .target(
             name: "VigilForward",
             dependencies: [
@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"]),
         .testTarget(
             name: "CollectorsTests",
-            dependencies: ["Collectors", "VigilCore", "CSystemd", logging],
+            dependencies: ["Collectors", "VigilCore", "CClock", "CSystemd", logging],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -29,6 +29,7 @@ public enum CollectorCatalog {
         TextfileCollector.descriptor,
         ThermalZoneCollector.descriptor,
         TimeCollector.descriptor,
+        TimexCollector.descriptor,
         UnameCollector.descriptor,
         VmstatCollector.descriptor,
     ]

@@ -1,5 +1,5 @@
+import CClock
 import CThreads
-import CTimerfd
 
 #if canImport(Glibc)
 import Glibc

@@ -105,7 +105,7 @@ private let comparedCollectors = [
     "arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "filesystem", "hwmon", "loadavg", "meminfo",
     "netclass",
     "netdev", "netstat", "os", "pressure", "schedstat", "sockstat", "softnet", "stat", "textfile", "thermal_zone",
-    "time", "udp_queues", "uname", "vmstat",
+    "time", "timex", "udp_queues", "uname", "vmstat",
 ]
 
 /// Families vigil adds to a collector that Debian's node_exporter 1.5.0 lacks: they came with newer
@@ -136,6 +136,7 @@ private let stableSeries: [(String, [String: String])] = [
     ("node_filesystem_size_bytes", ["mountpoint": "/"]), ("node_filesystem_files", ["mountpoint": "/"]),
     ("node_uname_info", [:]), ("node_os_info", [:]), ("node_os_version", [:]),
     ("node_boot_time_seconds", [:]), ("node_entropy_pool_size_bits", [:]), ("node_filefd_maximum", [:]),
+    ("node_timex_tick_seconds", [:]), ("node_timex_tai_offset_seconds", [:]),
 ]
 
 private func sample(_ families: [ParsedFamily], _ name: String, _ labels: [String: String]) -> ParsedSample? {
