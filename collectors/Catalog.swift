@@ -11,6 +11,7 @@ public enum CollectorCatalog {
         FilesystemCollector.descriptor,
         HwmonCollector.descriptor,
         LoadavgCollector.descriptor,
+        MdadmCollector.descriptor,
         MeminfoCollector.descriptor,
         NetDevCollector.descriptor,
         NetClassCollector.descriptor,

@@ -102,8 +102,8 @@ import VigilCore
 
 /// Collectors both agents have and both enable by default.
 private let comparedCollectors = [
-    "arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "filesystem", "hwmon", "loadavg", "meminfo",
-    "netclass",
+    "arp", "conntrack", "cpu", "diskstats", "entropy", "filefd", "filesystem", "hwmon", "loadavg", "mdadm",
+    "meminfo", "netclass",
     "netdev", "netstat", "os", "pressure", "schedstat", "sockstat", "softnet", "stat", "textfile", "thermal_zone",
     "time", "timex", "udp_queues", "uname", "vmstat",
 ]
@@ -112,6 +112,7 @@ private let comparedCollectors = [
 /// node_exporter releases (the reference is 1.12), listed in the README.
 private let vigilOnlyFamilies: [String: Set<String>] = [
     "filesystem": ["node_filesystem_mount_info"],
+    "mdadm": ["node_md_degraded", "node_md_raid_disks"],
     "netstat": ["node_netstat_TcpExt_TCPOFOQueue", "node_netstat_TcpExt_TCPRcvQDrop"],
     "os": ["node_os_support_end_timestamp_seconds"],
     "pressure": ["node_pressure_irq_stalled_seconds_total"],
