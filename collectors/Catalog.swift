@@ -20,6 +20,7 @@ public enum CollectorCatalog {
         ConntrackCollector.descriptor,
         UDPQueuesCollector.descriptor,
         ARPCollector.descriptor,
+        BondingCollector.descriptor,
         ContainersCollector.descriptor,
         OSReleaseCollector.descriptor,
         PressureCollector.descriptor,
