@@ -5,6 +5,7 @@ public import VigilCore
 public enum CollectorCatalog {
     public static let all: [CollectorDescriptor] = [
         CPUCollector.descriptor,
+        EdacCollector.descriptor,
         DiskstatsCollector.descriptor,
         EntropyCollector.descriptor,
         FilefdCollector.descriptor,
