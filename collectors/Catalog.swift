@@ -7,6 +7,7 @@ public enum CollectorCatalog {
         CPUCollector.descriptor,
         EdacCollector.descriptor,
         DiskstatsCollector.descriptor,
+        DMICollector.descriptor,
         EntropyCollector.descriptor,
         FilefdCollector.descriptor,
         FilesystemCollector.descriptor,

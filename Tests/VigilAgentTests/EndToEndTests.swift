@@ -102,7 +102,8 @@ import VigilCore
 
 /// Collectors both agents have and both enable by default.
 private let comparedCollectors = [
-    "arp", "bonding", "conntrack", "cpu", "diskstats", "edac", "entropy", "filefd", "filesystem", "hwmon", "loadavg",
+    "arp", "bonding", "conntrack", "cpu", "diskstats", "dmi", "edac", "entropy", "filefd", "filesystem", "hwmon",
+    "loadavg",
     "mdadm",
     "meminfo", "netclass",
     "netdev", "netstat", "os", "pressure", "schedstat", "sockstat", "softnet", "stat", "textfile", "thermal_zone",
