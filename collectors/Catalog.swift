@@ -17,6 +17,7 @@ public enum CollectorCatalog {
         MeminfoCollector.descriptor,
         NetDevCollector.descriptor,
         NetClassCollector.descriptor,
+        NFSCollector.descriptor,
         NetstatCollector.descriptor,
         SockstatCollector.descriptor,
         ConntrackCollector.descriptor,

@@ -102,12 +102,10 @@ import VigilCore
 
 /// Collectors both agents have and both enable by default.
 private let comparedCollectors = [
-    "arp", "bonding", "conntrack", "cpu", "diskstats", "dmi", "edac", "entropy", "filefd", "filesystem", "hwmon",
-    "loadavg",
-    "mdadm",
-    "meminfo", "netclass",
-    "netdev", "netstat", "os", "pressure", "schedstat", "sockstat", "softnet", "stat", "textfile", "thermal_zone",
-    "time", "timex", "udp_queues", "uname", "vmstat",
+    "arp", "bonding", "conntrack", "cpu", "diskstats", "dmi", "edac", "entropy", "filefd", "filesystem",
+    "hwmon", "loadavg", "mdadm", "meminfo", "netclass", "netdev", "netstat", "nfs", "os", "pressure",
+    "schedstat", "sockstat", "softnet", "stat", "textfile", "thermal_zone", "time", "timex", "udp_queues",
+    "uname", "vmstat",
 ]
 
 /// Families vigil adds to a collector that Debian's node_exporter 1.5.0 lacks: they came with newer

@@ -37,6 +37,7 @@ record mdadm --path.procfs=mdadm/proc --path.sysfs=mdadm/sys --collector.mdadm
 record bonding --path.sysfs=bonding/sys --collector.bonding
 record edac --path.sysfs=edac/sys --collector.edac
 record dmi --path.sysfs=dmi/sys --collector.dmi
+record nfs --path.procfs=nfs/proc --collector.nfs
 record debian12-os --path.rootfs=debian12/root --collector.os
 record os-release-fedora --path.rootfs=os-release-fedora/root --collector.os
 record debian12-filesystem --path.procfs=debian12/proc --path.rootfs=debian12/root --collector.filesystem \
