@@ -18,6 +18,7 @@ public enum CollectorCatalog {
         NetDevCollector.descriptor,
         NetClassCollector.descriptor,
         NFSCollector.descriptor,
+        NVMeCollector.descriptor,
         NetstatCollector.descriptor,
         SockstatCollector.descriptor,
         ConntrackCollector.descriptor,
