@@ -38,6 +38,7 @@ public enum CollectorCatalog {
         TimexCollector.descriptor,
         UnameCollector.descriptor,
         VmstatCollector.descriptor,
+        XFSCollector.descriptor,
     ]
 
     /// Every collector option (besides the on/off switches), for the command line and the file.

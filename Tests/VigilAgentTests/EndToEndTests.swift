@@ -105,7 +105,7 @@ private let comparedCollectors = [
     "arp", "bonding", "conntrack", "cpu", "diskstats", "dmi", "edac", "entropy", "filefd", "filesystem",
     "hwmon", "loadavg", "mdadm", "meminfo", "netclass", "netdev", "netstat", "nfs", "nvme", "os", "pressure",
     "schedstat", "sockstat", "softnet", "stat", "textfile", "thermal_zone", "time", "timex", "udp_queues",
-    "uname", "vmstat",
+    "uname", "vmstat", "xfs",
 ]
 
 /// Families vigil adds to a collector that Debian's node_exporter 1.5.0 lacks: they came with newer
