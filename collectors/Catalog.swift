@@ -5,6 +5,7 @@ public import VigilCore
 public enum CollectorCatalog {
     public static let all: [CollectorDescriptor] = [
         CPUCollector.descriptor,
+        CpufreqCollector.descriptor,
         EdacCollector.descriptor,
         DiskstatsCollector.descriptor,
         DMICollector.descriptor,
