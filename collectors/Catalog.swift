@@ -29,6 +29,7 @@ public enum CollectorCatalog {
         ContainersCollector.descriptor,
         OSReleaseCollector.descriptor,
         PressureCollector.descriptor,
+        RAPLCollector.descriptor,
         SchedstatCollector.descriptor,
         SoftnetCollector.descriptor,
         StatCollector.descriptor,

@@ -102,6 +102,16 @@ public final class FileReader: @unchecked Sendable {
         try self.readAttribute(path).trimmed()
     }
 
+    /// Reads a one-line attribute that this host may lack, or that only root may read (DMI serials,
+    /// `cpuinfo_cur_freq`): nil then.
+    public func readTrimmedIfReadable(_ path: String) throws(FileError) -> ArraySlice<UInt8>? {
+        do {
+            return try self.readTrimmed(path)
+        } catch  where error.isNotFound || error.errno == EACCES {
+            return nil
+        }
+    }
+
     /// Reads an attribute holding one unsigned decimal number, or nil when it holds something else.
     public func readUInt64(_ path: String) throws(FileError) -> UInt64? {
         try self.readTrimmed(path).parseUInt64()

@@ -1,11 +1,5 @@
 import VigilCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// Each online CPU's frequency, its hardware limits and its governor's limits from
 /// `/sys/devices/system/cpu/cpu*/cpufreq/` (kHz there, hertz here). `cpuinfo_cur_freq` is readable by
 /// root only: for other users its family is left out, as node_exporter leaves it. Hosts without a
@@ -33,7 +27,7 @@ struct CpufreqCollector: Collector {
             var kilohertz: [UInt64?] = []
             for (file, _) in cpufreqFamilies {
                 do {
-                    kilohertz.append(try readUnlessAbsentOrRestricted(path + "/" + file, reader: context.reader))
+                    kilohertz.append(try readFrequency(path + "/" + file, reader: context.reader))
                 } catch {
                     context.recordFailure("\(error)")
                     kilohertz.append(nil)
@@ -58,15 +52,10 @@ struct CpufreqCollector: Collector {
 }
 
 /// A frequency in kHz; nil when the file does not exist or only root may read it.
-private func readUnlessAbsentOrRestricted(_ path: String, reader: FileReader) throws -> UInt64? {
-    do {
-        guard let value = try reader.readUInt64(path) else {
-            throw CollectorError.failed("\(path) does not hold a number")
-        }
-        return value
-    } catch let error as FileError where error.isNotFound || error.errno == EACCES {
-        return nil
-    }
+private func readFrequency(_ path: String, reader: FileReader) throws -> UInt64? {
+    guard let bytes = try reader.readTrimmedIfReadable(path) else { return nil }
+    guard let value = bytes.parseUInt64() else { throw CollectorError.failed("\(path) does not hold a number") }
+    return value
 }
 
 private let cpufreqFamilies: [(file: String, family: MetricFamily)] = [

@@ -1,12 +1,6 @@
 import Synchronization
 import VigilCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// The machine's firmware, board, chassis and product identity from `/sys/class/dmi/id` as labels of
 /// `node_dmi_info`. Read at the first scrape and kept: it changes only with a firmware update, which
 /// takes a reboot. Files only root may read (serials, the product UUID) are left out for other users;
@@ -46,19 +40,10 @@ private let dmiLabels: [(label: String, file: String)] = [
 ]
 
 /// The labels of the files that exist and may be read; none when the directory does not exist.
+/// Invalid UTF-8 (some firmware writes Latin-1) becomes U+FFFD, as node_exporter writes it.
 private func readDMILabels(_ directory: String, reader: FileReader) throws -> [(name: String, value: String)] {
     try dmiLabels.compactMap { label, file in
-        try readUnlessAbsent(directory + "/" + file, reader: reader).map { (label, $0) }
-    }
-}
-
-/// A file's trimmed text, or nil when it does not exist or only root may read it. Invalid UTF-8 (some
-/// firmware writes Latin-1) becomes U+FFFD, as node_exporter writes it.
-private func readUnlessAbsent(_ path: String, reader: FileReader) throws(FileError) -> String? {
-    do {
-        return try reader.readTrimmed(path).string
-    } catch  where error.isNotFound || error.errno == EACCES {
-        return nil
+        try reader.readTrimmedIfReadable(directory + "/" + file).map { (label, $0.string) }
     }
 }
 
