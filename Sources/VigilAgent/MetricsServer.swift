@@ -92,8 +92,9 @@ final class MetricsServer: Service {
         )
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 256)
+            // NIO sets TCP_NODELAY on the listening socket, which accepted ones inherit. (As a socket
+            // option it would be SOL_SOCKET's option 1, SO_DEBUG, refused to all but root.)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)

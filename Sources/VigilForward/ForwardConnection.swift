@@ -52,8 +52,7 @@ final class ForwardConnection: Sendable {
         let slot = HandlerSlot()
         do {
             let connecting = ClientBootstrap(group: group)
-                .connectTimeout(TimeAmount(timeout))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(TimeAmount(timeout))  // and TCP_NODELAY, which NIO sets
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let context = endpoint.tls {

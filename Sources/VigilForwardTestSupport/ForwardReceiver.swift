@@ -221,7 +221,6 @@ public final class ForwardReceiver: Sendable {
     private func bind(port: Int) async throws -> any Channel {
         try await ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls = self.tls {

@@ -184,6 +184,48 @@ import VigilForwardTestSupport
 }
 
 extension VigilBinaryTests {
+    /// As packaged, vigil runs as a user of its own with only the systemd-journal group: it must serve
+    /// scrapes and forward the journal without any privilege (a socket option only root may set once
+    /// made every connection fail).
+    @Test func anUnprivilegedVigilServesAndForwards() async throws {
+        try await Journald.with { journald in
+            try await TemporaryDirectory.with { directory in
+                let nobody = try #require(getpwnam("nobody")?.pointee)
+                #expect(chown(directory.path, nobody.pw_uid, nobody.pw_gid) == 0)
+                // journald started by hand leaves its files root's; on a host, systemd-tmpfiles gives the
+                // journal directories to the systemd-journal group (setgid, so that new files follow).
+                let journalGroup = try #require(getgrnam("systemd-journal")?.pointee.gr_gid)
+                #expect(chown(journald.journalDirectory, 0, journalGroup) == 0)
+                #expect(chmod(journald.journalDirectory, 0o2750) == 0)
+                for file in try FileManager.default.contentsOfDirectory(atPath: journald.journalDirectory) {
+                    #expect(chown(journald.journalDirectory + "/" + file, 0, journalGroup) == 0)
+                }
+                let receiver = try await ForwardReceiver.start()
+                let run = "r\(UInt32.random(in: 0...UInt32.max))"
+                let configuration = try VigilConfiguration.write(
+                    in: directory,
+                    journald: journald,
+                    run: run,
+                    forward: "  targets: [\"127.0.0.1:\(receiver.port)\"]"
+                )
+                for index in 0..<100 { try journald.send([("MESSAGE", "m\(index)"), ("VIGIL_RUN", run)]) }
+                let vigil = try VigilProcess(
+                    "/usr/bin/setpriv",
+                    ["--reuid=nobody", "--regid=\(nobody.pw_gid)", "--groups=systemd-journal", self.vigilBinary]
+                        + configuration.arguments,
+                    log: directory.file("vigil.log")
+                )
+                defer { vigil.terminate() }
+                #expect(
+                    await receiver.wait(timeout: .seconds(30)) { $0.eventCount >= 100 },
+                    "vigil's log: \(vigil.output)"
+                )
+                #expect(try configuration.scrape()["vigil_forward_records_acked_total"] == 100)
+                await receiver.stop()
+            }
+        }
+    }
+
     @Test func theDryRunPrintsTheRecordsAsJSONLines() async throws {
         try await Journald.with { journald in
             try await TemporaryDirectory.with { directory in
