@@ -43,6 +43,13 @@ final class Journal {
         sd_journal_close(self.handle)
     }
 
+    /// Whether no journal file is open: none exists yet, or none may be read by this process (neither
+    /// root nor in the systemd-journal group), which libsystemd does not report as an error.
+    var hasNoFiles: Bool {
+        var bytes: UInt64 = 0
+        return sd_journal_get_usage(self.handle, &bytes) >= 0 && bytes == 0
+    }
+
     /// Adds the matches in one conjunction: libsystemd ORs matches on the same field and ANDs
     /// different fields, as journalctl does.
     func addMatches(_ matches: [String]) throws(JournalError) {

@@ -169,6 +169,12 @@ private final class ReaderCore {
 
     func open(saved: CursorStore.Loaded) throws(JournalError) {
         let journal = try Journal(source: self.configuration.source)
+        if journal.hasNoFiles {
+            self.logger.warning(
+                "no journal file could be opened: none exists yet, or this user may read none (run vigil as root or in the systemd-journal group); entries are read once there is one",
+                metadata: ["source": "\(self.configuration.source)"]
+            )
+        }
         try journal.addMatches(self.matches)
         let start = self.configuration.startPosition.rawValue
         switch saved {

@@ -217,6 +217,23 @@ import Testing
         }
     }
 
+    /// libsystemd opens a journal it may read no file of without an error (the packaged user outside the
+    /// systemd-journal group): vigil says so instead of waiting in silence.
+    @Test func noJournalFileToReadIsAWarning() async throws {
+        try await TemporaryDirectory.with { directory in
+            let journals = directory.file("journals")
+            try FileManager.default.createDirectory(atPath: journals, withIntermediateDirectories: true)
+            func warns() throws -> Bool {
+                let (logger, log) = RecordingLogHandler.logger()
+                _ = try makeReader(JournalConfiguration(source: .directory(journals)), logger: logger)
+                return log.contains(.warning, "no journal file could be opened")
+            }
+            #expect(try warns())
+            try makeJournalFile(at: journals + "/system.journal", entries: [[("MESSAGE", "m0")]])
+            #expect(try !warns())
+        }
+    }
+
     @Test func startingAtTheTailReadsOnlyNewEntries() async throws {
         try await Journald.with { journald in
             let run = self.newRun()
