@@ -191,7 +191,7 @@ final class NamespacedSystemd: @unchecked Sendable {
 
     /// Copies the vigil binary into the namespace's private /run once and returns its path there: the
     /// build directory may be hidden inside (a checkout under /tmp lies under the private /tmp).
-    private func installVigil() throws -> String {
+    func installVigil() throws -> String {
         let inside = "/run/vigil-under-test"
         let outside = "/proc/\(self.pid)/root" + inside
         if !FileManager.default.fileExists(atPath: outside) {
