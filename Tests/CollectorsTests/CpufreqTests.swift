@@ -28,6 +28,18 @@ import VigilCore
         #expect(collected.failures.count == 1)
     }
 
+    /// The quick check for a driver looks at CPU 0 and the policies: a host whose CPU 0 has none (an
+    /// offline CPU 0) still has its other CPUs' frequencies.
+    @Test func cpusBesidesCPU0AreFoundThroughThePolicies() throws {
+        let tree = try TemporaryTree(files: [
+            "sys/devices/system/cpu/cpu0/online": "0\n",
+            "sys/devices/system/cpu/cpu1/cpufreq/scaling_cur_freq": "1500\n",
+            "sys/devices/system/cpu/cpufreq/policy1/scaling_cur_freq": "1500\n",
+        ])
+        let collected = try collect(CpufreqCollector.descriptor, roots: tree.roots)
+        #expect(collected.value("node_cpu_scaling_frequency_hertz", ["cpu": "1"]) == 1_500_000)
+    }
+
     @Test func noCpufreqDriverGivesNoSeries() throws {
         let collected = try collect(CpufreqCollector.descriptor, roots: fixtureRoots("debian12"))
         #expect(collected.families.isEmpty)

@@ -16,6 +16,12 @@ struct CpufreqCollector: Collector {
     let directory: String
 
     func collect(into writer: inout MetricWriter, context: ScrapeContext) throws {
+        // Without a driver there are no policies and CPU 0 has no cpufreq directory: two lookups spare
+        // reading every CPU's directory on every scrape of such a host.
+        guard
+            FileSystem.isDirectory(self.directory + "/cpu0/cpufreq")
+                || (try? FileSystem.entryCount(of: self.directory + "/cpufreq")) ?? 0 > 0
+        else { return }
         // Offline CPUs keep their directory but their frequencies are stale or unreadable.
         let offline = (try? context.reader.readTrimmed(self.directory + "/offline")).flatMap(parseCPUList) ?? []
         var cpus: [(cpu: String, kilohertz: [UInt64?])] = []
