@@ -16,6 +16,12 @@ struct PackagedUnitTests {
         }
         defer { systemd.stop() }
         let inside = try await blocking { () throws -> [String: Double] in
+            // The shipped configuration too, copied to /run as the binary is (PrivateTmp= hides a checkout
+            // under /tmp).
+            try FileManager.default.copyItem(
+                atPath: NamespacedSystemd.packageRoot + "/packaging/vigil.yml",
+                toPath: "/proc/\(systemd.pid)/root/run/vigil.yml"
+            )
             let unit = try packagedUnit(binary: try systemd.installVigil(), port: insidePort)
             try unit.write(
                 toFile: "/proc/\(systemd.pid)/root/run/systemd/system/vigil.service",
@@ -62,10 +68,11 @@ struct PackagedUnitTests {
     }
 }
 
-/// The packaged unit as the test's systemd can run it: the test's binary listening on `port`, as
-/// `nobody` (the host has no `vigil` user), without the dependencies and the state directory that
-/// would reach outside the namespace (the network-online units of the host, /var/lib on its disk),
-/// its output in /run/vigil.log. Every sandboxing directive stays as shipped.
+/// The packaged unit as the test's systemd can run it: the test's binary with the shipped configuration
+/// (copied to /run/vigil.yml), listening on `port` (the flag wins over the file), as `nobody` (the host
+/// has no `vigil` user), without the dependencies and the state directory that would reach outside the
+/// namespace (the host's network-online units, /var/lib on its disk), its output in /run/vigil.log.
+/// Every sandboxing directive stays as shipped.
 private func packagedUnit(binary: String, port: Int) throws -> String {
     let shipped = try String(
         contentsOfFile: NamespacedSystemd.packageRoot + "/packaging/vigil.service",
@@ -75,7 +82,8 @@ private func packagedUnit(binary: String, port: Int) throws -> String {
     for line in shipped.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
         switch line.prefix(while: { $0 != "=" }) {
         case "Wants", "After", "StateDirectory": continue
-        case "ExecStart": lines.append("ExecStart=\(binary) --web.listen-address=127.0.0.1:\(port)")
+        case "ExecStart":
+            lines.append("ExecStart=\(binary) --config.file=/run/vigil.yml --web.listen-address=127.0.0.1:\(port)")
         case "User": lines.append("User=nobody")
         case "Group": lines.append("Group=nogroup")
         case "[Unit]": lines += [line, "DefaultDependencies=no"]
