@@ -13,6 +13,7 @@ public enum CollectorCatalog {
         FilefdCollector.descriptor,
         FilesystemCollector.descriptor,
         HwmonCollector.descriptor,
+        IPVSCollector.descriptor,
         LoadavgCollector.descriptor,
         MdadmCollector.descriptor,
         MeminfoCollector.descriptor,

@@ -103,7 +103,8 @@ import VigilCore
 /// Collectors both agents have and both enable by default.
 private let comparedCollectors = [
     "arp", "bonding", "conntrack", "cpu", "cpufreq", "diskstats", "dmi", "edac", "entropy", "filefd", "filesystem",
-    "hwmon", "loadavg", "mdadm", "meminfo", "netclass", "netdev", "netstat", "nfs", "nvme", "os", "pressure", "rapl",
+    "hwmon", "ipvs", "loadavg", "mdadm", "meminfo", "netclass", "netdev", "netstat", "nfs", "nvme", "os", "pressure",
+    "rapl",
     "schedstat", "sockstat", "softnet", "stat", "textfile", "thermal_zone", "time", "timex", "udp_queues",
     "uname", "vmstat", "xfs",
 ]

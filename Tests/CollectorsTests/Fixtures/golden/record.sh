@@ -43,6 +43,7 @@ record xfs --path.sysfs=xfs/sys --collector.xfs
 record cpufreq --path.sysfs=cpufreq/sys --collector.cpufreq
 record rapl --path.sysfs=rapl/sys --collector.rapl
 record rapl-zone-label --path.sysfs=rapl/sys --collector.rapl --collector.rapl.enable-zone-label
+record ipvs --path.procfs=ipvs/proc --collector.ipvs
 record debian12-os --path.rootfs=debian12/root --collector.os
 record os-release-fedora --path.rootfs=os-release-fedora/root --collector.os
 record debian12-filesystem --path.procfs=debian12/proc --path.rootfs=debian12/root --collector.filesystem \
