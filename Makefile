@@ -11,7 +11,7 @@ TEST_PACKAGES := $(BUILD_PACKAGES) prometheus prometheus-node-exporter systemd s
 
 ARGS ?=
 
-.PHONY: run test build release install-build-deps install-test-deps check-foundation format lint bench bench-node bench-containers bench-systemd bench-journal clean
+.PHONY: run test build release deb install-build-deps install-test-deps check-foundation format lint bench bench-node bench-containers bench-systemd bench-journal clean
 
 define apt_install
 	@missing="$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
@@ -34,6 +34,11 @@ build: install-build-deps
 # Release binary: static Swift runtime, stripped of nothing the operator needs.
 release: install-build-deps
 	$(SWIFT) build -c release --static-swift-stdlib
+
+# The Debian package (binary, systemd unit, default configuration, the vigil user) in .build/deb/.
+deb: release
+	$(call apt_install,binutils)
+	sh packaging/build-deb.sh .build/release/vigil .build/deb
 
 # Runs the agent on :9100 (pass flags with ARGS="--web.listen-address=:9200 ...").
 run: release

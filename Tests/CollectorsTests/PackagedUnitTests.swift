@@ -2,11 +2,48 @@ import Foundation
 import Testing
 import VigilCore
 
-/// `packaging/vigil.service` run by a real systemd (booted in a private namespace), with every
+/// The Debian package `packaging/build-deb.sh` makes (from the test's binary): what it holds, and its
+/// unit, configuration and binary run by a real systemd (booted in a private namespace) with every
 /// sandboxing directive it ships: no collector may fail inside the sandbox that succeeds outside it.
-@Suite(.serialized, .enabled(if: NamespacedSystemd.isSupported, "needs root, unshare, nsenter, systemd and dbus"))
-struct PackagedUnitTests {
-    @Test func theSandboxCostsNoCollector() async throws {
+@Suite(.serialized) struct PackagedUnitTests {
+    @Test func thePackageHoldsTheBinaryTheUnitAndTheConfiguration() throws {
+        let package = try BuiltPackage.shared.get()
+        func field(_ name: String) throws -> String {
+            try run("/usr/bin/dpkg-deb", ["--field", package.file, name]).trimmingCharacters(
+                in: .whitespacesAndNewlines
+            )
+        }
+        #expect(try field("Package") == "vigil")
+        let version = try run(package.root + "/usr/bin/vigil", ["--version"])
+        #expect(version.contains("version \(try field("Version"))"))
+        let depends = try field("Depends")
+        for library in ["libsystemd0", "libisal2", "libyaml-0-2", "libstdc++6"] {
+            #expect(depends.contains(library), "Depends: \(depends)")
+        }
+        for (packaged, source) in [
+            ("lib/systemd/system/vigil.service", "packaging/vigil.service"),
+            ("etc/vigil/vigil.yml", "packaging/vigil.yml"),
+        ] {
+            #expect(
+                FileManager.default.contentsEqual(
+                    atPath: package.root + "/" + packaged,
+                    andPath: NamespacedSystemd.packageRoot + "/" + source
+                ),
+                "\(packaged)"
+            )
+        }
+        let control = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: control) }
+        try run("/usr/bin/dpkg-deb", ["--control", package.file, control])
+        #expect(try String(contentsOfFile: control + "/conffiles", encoding: .utf8) == "/etc/vigil/vigil.yml\n")
+        for script in ["postinst", "prerm", "postrm"] {
+            #expect(throws: Never.self, "\(script)") { try run("/bin/sh", ["-n", control + "/" + script]) }
+        }
+    }
+
+    @Test(.enabled(if: NamespacedSystemd.isSupported, "needs root, unshare, nsenter, systemd and dbus"))
+    func theSandboxCostsNoCollector() async throws {
+        let package = try BuiltPackage.shared.get()
         let (insidePort, outsidePort) = (19590, 19591)
         let systemd = try await blocking {
             try NamespacedSystemd(
@@ -16,37 +53,32 @@ struct PackagedUnitTests {
         }
         defer { systemd.stop() }
         let inside = try await blocking { () throws -> [String: Double] in
-            // The shipped configuration too, copied to /run as the binary is (PrivateTmp= hides a checkout
-            // under /tmp).
-            try FileManager.default.copyItem(
-                atPath: NamespacedSystemd.packageRoot + "/packaging/vigil.yml",
-                toPath: "/proc/\(systemd.pid)/root/run/vigil.yml"
+            // The package's files go to /run inside, where the unit can reach them (PrivateTmp= hides /tmp).
+            let run = "/proc/\(systemd.pid)/root/run"
+            try FileManager.default.copyItem(atPath: package.root + "/usr/bin/vigil", toPath: run + "/vigil")
+            try FileManager.default.copyItem(atPath: package.root + "/etc/vigil/vigil.yml", toPath: run + "/vigil.yml")
+            let unit = try testableUnit(
+                String(contentsOfFile: package.root + "/lib/systemd/system/vigil.service", encoding: .utf8),
+                port: insidePort
             )
-            let unit = try packagedUnit(binary: try systemd.installVigil(), port: insidePort)
-            try unit.write(
-                toFile: "/proc/\(systemd.pid)/root/run/systemd/system/vigil.service",
-                atomically: true,
-                encoding: .utf8
-            )
+            try unit.write(toFile: run + "/systemd/system/vigil.service", atomically: true, encoding: .utf8)
             try systemd.run(["systemctl", "daemon-reload"])
             try systemd.run(["systemctl", "start", "vigil.service"])
-            let log = {
-                (try? String(contentsOfFile: "/proc/\(systemd.pid)/root/run/vigil.log", encoding: .utf8)) ?? ""
-            }
             do {
                 try systemd.waitUntil(timeout: .seconds(30), "the packaged vigil.service listens") {
                     (try? httpGet(port: insidePort, path: "/")) != nil
                 }
             } catch {
                 let state = try? systemd.show("vigil.service", ["ActiveState", "Result", "ExecMainStatus"])
-                throw HarnessError("\(error): vigil.service \(state ?? [:]), its output: \(log())")
+                let log = (try? String(contentsOfFile: run + "/vigil.log", encoding: .utf8)) ?? ""
+                throw HarnessError("\(error): vigil.service \(state ?? [:]), its output: \(log)")
             }
             return try collectorSuccess(port: insidePort)
         }
 
         let outside = try await blocking { () throws -> [String: Double] in
             let vigil = Process()
-            vigil.executableURL = URL(fileURLWithPath: NamespacedSystemd.vigilBinary)
+            vigil.executableURL = URL(fileURLWithPath: package.root + "/usr/bin/vigil")
             vigil.arguments = ["--web.listen-address=127.0.0.1:\(outsidePort)"]
             vigil.standardOutput = FileHandle.nullDevice
             vigil.standardError = FileHandle.nullDevice
@@ -68,22 +100,38 @@ struct PackagedUnitTests {
     }
 }
 
-/// The packaged unit as the test's systemd can run it: the test's binary with the shipped configuration
-/// (copied to /run/vigil.yml), listening on `port` (the flag wins over the file), as `nobody` (the host
-/// has no `vigil` user), without the dependencies and the state directory that would reach outside the
-/// namespace (the host's network-online units, /var/lib on its disk), its output in /run/vigil.log.
-/// Every sandboxing directive stays as shipped.
-private func packagedUnit(binary: String, port: Int) throws -> String {
-    let shipped = try String(
-        contentsOfFile: NamespacedSystemd.packageRoot + "/packaging/vigil.service",
-        encoding: .utf8
-    )
+/// The package built once per test run from the test's binary, and its files extracted.
+private struct BuiltPackage: Sendable {
+    let file: String
+    /// Where its files were extracted (`usr/bin/vigil`, `etc/vigil/vigil.yml`, …).
+    let root: String
+
+    static let shared = Result { try BuiltPackage() }
+
+    private init() throws {
+        let directory = try makeTemporaryDirectory()
+        let built = try run(
+            "/bin/sh",
+            [NamespacedSystemd.packageRoot + "/packaging/build-deb.sh", NamespacedSystemd.vigilBinary, directory]
+        )
+        self.file = built.trimmingCharacters(in: .whitespacesAndNewlines)
+        self.root = directory + "/root"
+        try run("/usr/bin/dpkg-deb", ["--extract", self.file, self.root])
+    }
+}
+
+/// The packaged unit as the test's systemd can run it: the package's binary and configuration (copied to
+/// /run), listening on `port` (the flag wins over the file), as `nobody` (the host has no `vigil` user),
+/// without the dependencies and the state directory that would reach outside the namespace (the host's
+/// network-online units, /var/lib on its disk), its output in /run/vigil.log. Every sandboxing directive
+/// stays as shipped.
+private func testableUnit(_ shipped: String, port: Int) throws -> String {
     var lines: [String] = []
     for line in shipped.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
         switch line.prefix(while: { $0 != "=" }) {
         case "Wants", "After", "StateDirectory": continue
         case "ExecStart":
-            lines.append("ExecStart=\(binary) --config.file=/run/vigil.yml --web.listen-address=127.0.0.1:\(port)")
+            lines.append("ExecStart=/run/vigil --config.file=/run/vigil.yml --web.listen-address=127.0.0.1:\(port)")
         case "User": lines.append("User=nobody")
         case "Group": lines.append("Group=nogroup")
         case "[Unit]": lines += [line, "DefaultDependencies=no"]

@@ -15,18 +15,27 @@ func native<Value: FixedWidthInteger>(_ value: Value) -> [UInt8] {
     withUnsafeBytes(of: value) { Array($0) }
 }
 
-/// Runs a command to its end; throws when it fails.
-func run(_ executable: String, _ arguments: [String]) throws {
+/// Runs a command to its end and returns its standard output; throws, with its error output, when it
+/// fails.
+@discardableResult
+func run(_ executable: String, _ arguments: [String]) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
     try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
         throw CollectorError.failed(
-            "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)"
+            "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus): \(errorText)"
         )
     }
+    return text
 }
 
 /// A network namespace of its own, held by a `sleep` process, gone with this object.
@@ -46,7 +55,7 @@ final class PrivateNetwork {
 
     deinit {
         if let sysfs = self.sysfs {
-            try? run("/usr/bin/umount", [sysfs])
+            _ = try? run("/usr/bin/umount", [sysfs])
             try? FileManager.default.removeItem(atPath: sysfs)
         }
         // SIGKILL: the test runner's threads block SIGTERM, and the child inherits that mask.
