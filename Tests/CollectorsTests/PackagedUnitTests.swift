@@ -41,6 +41,42 @@ import VigilCore
         }
     }
 
+    /// dpkg installs and purges the package in an overlay of this machine's root (in a mount namespace
+    /// of its own, so the machine is left as it was): the user is made, the configuration checks out.
+    @Test(.enabled(if: NamespacedSystemd.isSupported, "needs root and unshare"))
+    func dpkgInstallsAndPurgesThePackage() throws {
+        let package = try BuiltPackage.shared.get()
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for name in ["upper", "work", "root"] {
+            try FileManager.default.createDirectory(atPath: directory + "/" + name, withIntermediateDirectories: true)
+        }
+        let output = try run(
+            "/usr/bin/unshare",
+            [
+                "--mount", "--propagation", "private", "sh", "-euc",
+                """
+                mount -t overlay overlay -o lowerdir=/,upperdir=$0/upper,workdir=$0/work $0/root
+                mount --bind /proc $0/root/proc
+                cp "$1" $0/root/tmp/vigil.deb
+                chroot $0/root sh -euc '
+                    dpkg -i /tmp/vigil.deb >/dev/null
+                    echo "user: $(getent passwd vigil | cut -d: -f1,6,7)"
+                    echo "config: $(vigil check-config /etc/vigil/vigil.yml)"
+                    dpkg --purge vigil >/dev/null
+                    for path in /usr/bin/vigil /lib/systemd/system/vigil.service /etc/vigil; do
+                        [ -e $path ] && echo "left: $path"
+                    done
+                    true'
+                """,
+                directory, package.file,
+            ]
+        )
+        #expect(output.contains("user: vigil:/var/lib/vigil:/usr/sbin/nologin"), "\(output)")
+        #expect(output.contains("config: /etc/vigil/vigil.yml: OK"), "\(output)")
+        #expect(!output.contains("left:"), "\(output)")
+    }
+
     @Test(.enabled(if: NamespacedSystemd.isSupported, "needs root, unshare, nsenter, systemd and dbus"))
     func theSandboxCostsNoCollector() async throws {
         let package = try BuiltPackage.shared.get()
