@@ -48,16 +48,17 @@ import VigilCore
         let package = try BuiltPackage.shared.get()
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        for name in ["upper", "work", "root"] {
-            try FileManager.default.createDirectory(atPath: directory + "/" + name, withIntermediateDirectories: true)
-        }
         let output = try run(
             "/usr/bin/unshare",
             [
                 "--mount", "--propagation", "private", "sh", "-euc",
                 """
+                # The overlay's upper layer on a tmpfs, whatever file system /tmp is on.
+                mount -t tmpfs tmpfs $0
+                mkdir $0/upper $0/work $0/root
                 mount -t overlay overlay -o lowerdir=/,upperdir=$0/upper,workdir=$0/work $0/root
                 mount --bind /proc $0/root/proc
+                mount --bind /dev $0/root/dev
                 cp "$1" $0/root/tmp/vigil.deb
                 chroot $0/root sh -euc '
                     dpkg -i /tmp/vigil.deb >/dev/null
