@@ -25,7 +25,7 @@ import VigilCore
         reading.tick = 10_000
         reading.constant = 6
         reading.shift = 4
-        reading.jitcnt = 1
+        reading.jitcnt = 11
         reading.calcnt = 2
         reading.errcnt = 3
         reading.stbcnt = 5
@@ -43,7 +43,7 @@ import VigilCore
         #expect(values["node_timex_status"] == Double(STA_PLL | STA_NANO))
         #expect(values["node_timex_loop_time_constant"] == 6)
         #expect(values["node_timex_pps_shift_seconds"] == 4)
-        #expect(values["node_timex_pps_jitter_total"] == 1)
+        #expect(values["node_timex_pps_jitter_total"] == 11)
         #expect(values["node_timex_pps_calibration_total"] == 2)
         #expect(values["node_timex_pps_error_total"] == 3)
         #expect(values["node_timex_pps_stability_exceeded_total"] == 5)

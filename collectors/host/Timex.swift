@@ -40,61 +40,53 @@ func writeClockDiscipline(_ reading: timex, state: Int32, into writer: inout Met
     let phaseUnit = reading.status & STA_NANO != 0 ? 1e9 : 1e6
     let microseconds = 1e6
     let scaledPPM = 65536e6
-    func write(_ name: String, _ help: String, _ value: Double, _ type: MetricType = .gauge) {
-        writer.family(name, help: help, type: type)
-        writer.sample(value)
-    }
-    write(
-        "node_timex_sync_status",
-        "Is clock synchronized to a reliable server (1 = yes, 0 = no).",
-        state == TIME_ERROR ? 0 : 1
-    )
-    write(
-        "node_timex_offset_seconds",
-        "Time offset in between local system and reference clock.",
-        Double(reading.offset) / phaseUnit
-    )
-    write(
-        "node_timex_frequency_adjustment_ratio",
-        "Local clock frequency adjustment.",
-        1 + Double(reading.freq) / scaledPPM
-    )
-    write("node_timex_maxerror_seconds", "Maximum error in seconds.", Double(reading.maxerror) / microseconds)
-    write("node_timex_estimated_error_seconds", "Estimated error in seconds.", Double(reading.esterror) / microseconds)
-    write("node_timex_status", "Value of the status array bits.", Double(reading.status))
-    write("node_timex_loop_time_constant", "Phase-locked loop time constant.", Double(reading.constant))
-    write("node_timex_tick_seconds", "Seconds between clock ticks.", Double(reading.tick) / microseconds)
-    write("node_timex_pps_frequency_hertz", "Pulse per second frequency.", Double(reading.ppsfreq) / scaledPPM)
-    write("node_timex_pps_jitter_seconds", "Pulse per second jitter.", Double(reading.jitter) / phaseUnit)
-    write("node_timex_pps_shift_seconds", "Pulse per second interval duration.", Double(reading.shift))
-    write(
-        "node_timex_pps_stability_hertz",
-        "Pulse per second stability, average of recent frequency changes.",
-        Double(reading.stabil) / scaledPPM
-    )
-    write(
-        "node_timex_pps_jitter_total",
-        "Pulse per second count of jitter limit exceeded events.",
+    // In the order of `timexFamilies`.
+    let values = [
+        state == TIME_ERROR ? 0 : 1,
+        Double(reading.offset) / phaseUnit,
+        1 + Double(reading.freq) / scaledPPM,
+        Double(reading.maxerror) / microseconds,
+        Double(reading.esterror) / microseconds,
+        Double(reading.status),
+        Double(reading.constant),
+        Double(reading.tick) / microseconds,
+        Double(reading.ppsfreq) / scaledPPM,
+        Double(reading.jitter) / phaseUnit,
+        Double(reading.shift),
+        Double(reading.stabil) / scaledPPM,
         Double(reading.jitcnt),
-        .counter
-    )
-    write(
-        "node_timex_pps_calibration_total",
-        "Pulse per second count of calibration intervals.",
         Double(reading.calcnt),
-        .counter
-    )
-    write(
-        "node_timex_pps_error_total",
-        "Pulse per second count of calibration errors.",
         Double(reading.errcnt),
-        .counter
-    )
-    write(
-        "node_timex_pps_stability_exceeded_total",
-        "Pulse per second count of stability limit exceeded events.",
         Double(reading.stbcnt),
-        .counter
-    )
-    write("node_timex_tai_offset_seconds", "International Atomic Time (TAI) offset.", Double(reading.tai))
+        Double(reading.tai),
+    ]
+    for (family, value) in zip(timexFamilies, values) { writer.family(family, onlySample: value) }
+}
+
+private let timexFamilies = [
+    gauge("sync_status", "Is clock synchronized to a reliable server (1 = yes, 0 = no)."),
+    gauge("offset_seconds", "Time offset in between local system and reference clock."),
+    gauge("frequency_adjustment_ratio", "Local clock frequency adjustment."),
+    gauge("maxerror_seconds", "Maximum error in seconds."),
+    gauge("estimated_error_seconds", "Estimated error in seconds."),
+    gauge("status", "Value of the status array bits."),
+    gauge("loop_time_constant", "Phase-locked loop time constant."),
+    gauge("tick_seconds", "Seconds between clock ticks."),
+    gauge("pps_frequency_hertz", "Pulse per second frequency."),
+    gauge("pps_jitter_seconds", "Pulse per second jitter."),
+    gauge("pps_shift_seconds", "Pulse per second interval duration."),
+    gauge("pps_stability_hertz", "Pulse per second stability, average of recent frequency changes."),
+    counter("pps_jitter_total", "Pulse per second count of jitter limit exceeded events."),
+    counter("pps_calibration_total", "Pulse per second count of calibration intervals."),
+    counter("pps_error_total", "Pulse per second count of calibration errors."),
+    counter("pps_stability_exceeded_total", "Pulse per second count of stability limit exceeded events."),
+    gauge("tai_offset_seconds", "International Atomic Time (TAI) offset."),
+]
+
+private func gauge(_ name: String, _ help: String) -> MetricFamily {
+    MetricFamily("node_timex_" + name, help: help, type: .gauge)
+}
+
+private func counter(_ name: String, _ help: String) -> MetricFamily {
+    MetricFamily("node_timex_" + name, help: help, type: .counter)
 }
