@@ -389,16 +389,16 @@ private final class ExpositionSender {
 
     init(_ output: Scraper.Output, gzip: Bool, scraper: Scraper) {
         self.parts = output.parts[...]
-        // Both buffers come from the scraper's pool and go back to it.
-        self.writer = MetricWriter(format: output.format, reusing: scraper.takeBuffer())
+        // Both buffers come from the scraper's pool of response buffers and go back to it.
+        self.writer = MetricWriter(format: output.format, reusing: scraper.takeBuffer(from: .response))
         self.gzip = gzip ? Gzip.Stream() : nil
-        self.compressed = gzip ? scraper.takeBuffer() : []
+        self.compressed = gzip ? scraper.takeBuffer(from: .response) : []
         self.scraper = scraper
     }
 
     deinit {
-        self.scraper.recycle(self.writer.takeBytes())
-        self.scraper.recycle(self.compressed)
+        self.scraper.recycle(self.writer.takeBytes(), to: .response)
+        self.scraper.recycle(self.compressed, to: .response)
         for case .bytes(let bytes) in self.parts { self.scraper.recycle(bytes) }
     }
 

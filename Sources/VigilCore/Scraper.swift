@@ -76,6 +76,7 @@ public final class Scraper: Sendable {
     let timeout: Duration
     private let abandoned: Mutex<[Int]>
     private let buffers = Mutex<[[UInt8]]>([])
+    private let responseBuffers = Mutex<[[UInt8]]>([])
     private let readers = Mutex<[FileReader]>([])
     private let sources = Mutex<[any MetricSource]>([])
 
@@ -369,34 +370,49 @@ public final class Scraper: Sendable {
         )
     }
 
+    /// The pools buffers come from and go back to. A collector writes its families into one from
+    /// `collectors`; a response gathers collectors' text for the compressor, a chunk of 64 KiB and more,
+    /// in one from `response`. Kept apart, since buffers only grow: going round the collectors, the
+    /// response's would in time make every pooled buffer as large (2 MiB more resident at 36 collectors).
+    public enum BufferPool: Sendable {
+        case collectors, response
+    }
+
+    private func withPool<T>(_ pool: BufferPool, _ body: (inout sending [[UInt8]]) -> sending T) -> sending T {
+        switch pool {
+        case .collectors: self.buffers.withLock(body)
+        case .response: self.responseBuffers.withLock(body)
+        }
+    }
+
     /// Returns a buffer for reuse once its contents have been sent.
     ///
     /// Only buffers of ordinary size are kept: the one-off output of a node with a thousand containers is
     /// freed, not kept resident until the next scrape.
-    public func recycle(_ buffer: [UInt8]) {
+    public func recycle(_ buffer: [UInt8], to pool: BufferPool = .collectors) {
         guard buffer.capacity > 0, buffer.capacity <= 1 << 20 else { return }
-        self.buffers.withLock { buffers in
+        self.withPool(pool) { buffers in
             if buffers.count < 64 { buffers.append(buffer) }
         }
     }
 
-    /// How many buffers the pool holds (tests: every buffer taken is given back, and no more).
-    var pooledBuffers: Int { self.buffers.withLock { $0.count } }
+    /// A buffer from one of the scraper's pools (give it back with ``recycle(_:to:)``).
+    public func takeBuffer(from pool: BufferPool = .collectors) -> [UInt8] {
+        self.withPool(pool) { $0.popLast() ?? [] }
+    }
+
+    /// How many buffers the pools hold (tests: every buffer taken is given back, and no more).
+    var pooledBuffers: Int { self.withPool(.collectors) { $0.count } + self.withPool(.response) { $0.count } }
 
     /// Where the pooled buffers' storage lies, and its capacity (tests: a scrape writes into the storage
     /// it takes, rather than replacing it).
-    var pooledStorage: [UInt: Int] {
-        self.buffers.withLock { buffers in
+    func pooledStorage(_ pool: BufferPool) -> [UInt: Int] {
+        self.withPool(pool) { buffers in
             Dictionary(
                 buffers.map { ($0.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }, $0.capacity) },
                 uniquingKeysWith: { first, _ in first }
             )
         }
-    }
-
-    /// A buffer from the scraper's pool (give it back with ``recycle(_:)``).
-    public func takeBuffer() -> [UInt8] {
-        self.buffers.withLock { $0.popLast() ?? [] }
     }
 }
 

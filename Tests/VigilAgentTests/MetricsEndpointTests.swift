@@ -169,7 +169,7 @@ import Testing
                 #expect(try await agent.get("/metrics", headers: ["Accept-Encoding": "gzip"]).status == 200)
                 // The response's buffers go back once its last chunk is written, just after the client has it.
                 try await Task.sleep(for: .milliseconds(50))
-                storage.append(agent.agent.scraper.pooledStorage)
+                storage.append(agent.agent.scraper.pooledStorage(.collectors))
             }
             #expect(storage.allSatisfy { !$0.isEmpty }, "the responses gave their buffers back")
             // Buffers change hands between scrapes, and one grows when it meets more text than it held
@@ -177,6 +177,21 @@ import Testing
             for (before, after) in zip(storage, storage.dropFirst()) where Set(after.keys) != Set(before.keys) {
                 #expect(after.values.reduce(0, +) > before.values.reduce(0, +), "\(before) -> \(after)")
             }
+        }
+    }
+
+    /// A gzip response gathers 64 KiB of collectors' text at a time; its buffers stay out of the
+    /// collectors' pool, whose buffers keep the size of what collectors write (10 KiB here at most).
+    @Test func theResponsesLargeBuffersDoNotGoRoundTheCollectors() async throws {
+        try await withAgent([]) { agent in
+            for _ in 0..<20 {
+                #expect(try await agent.get("/metrics", headers: ["Accept-Encoding": "gzip"]).status == 200)
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let collectors = agent.agent.scraper.pooledStorage(.collectors).values
+            let response = agent.agent.scraper.pooledStorage(.response).values
+            #expect(response.contains { $0 >= 64 << 10 }, "\(response.sorted())")
+            #expect(collectors.allSatisfy { $0 < 64 << 10 }, "\(collectors.sorted())")
         }
     }
 
