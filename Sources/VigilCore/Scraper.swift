@@ -373,7 +373,7 @@ public final class Scraper: Sendable {
     /// The pools buffers come from and go back to. A collector writes its families into one from
     /// `collectors`; a response gathers collectors' text for the compressor, a chunk of 64 KiB and more,
     /// in one from `response`. Kept apart, since buffers only grow: going round the collectors, the
-    /// response's would in time make every pooled buffer as large (2 MiB more resident at 36 collectors).
+    /// response's would in time make every pooled buffer as large (1.8 MiB more heap at 36 collectors).
     public enum BufferPool: Sendable {
         case collectors, response
     }
