@@ -137,7 +137,8 @@ import VigilCore
     }
 }
 
-/// The package built once per test run from the test's binary, and its files extracted.
+/// The package built once per test run from the test's binary, and its files extracted, in one directory
+/// that the next run replaces (50 MB: not one more per run).
 private struct BuiltPackage: Sendable {
     let file: String
     /// Where its files were extracted (`usr/bin/vigil`, `etc/vigil/vigil.yml`, …).
@@ -146,7 +147,9 @@ private struct BuiltPackage: Sendable {
     static let shared = Result { try BuiltPackage() }
 
     private init() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = "/tmp/vigil-package-test"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let built = try run(
             "/bin/sh",
             [NamespacedSystemd.packageRoot + "/packaging/build-deb.sh", NamespacedSystemd.vigilBinary, directory]
