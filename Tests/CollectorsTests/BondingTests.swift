@@ -37,11 +37,6 @@ import VigilCore
     }
 
     @Test func noBondingDriverIsNoData() throws {
-        #expect {
-            try collect(BondingCollector.descriptor, roots: fixtureRoots("debian12"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(BondingCollector.descriptor, roots: fixtureRoots("debian12"))
     }
 }

@@ -35,11 +35,6 @@ import VigilCore
     }
 
     @Test func noDMIIsNoData() throws {
-        #expect {
-            try collect(DMICollector.descriptor, roots: fixtureRoots("debian12"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(DMICollector.descriptor, roots: fixtureRoots("debian12"))
     }
 }

@@ -81,12 +81,7 @@ import VigilCore
     }
 
     @Test func noHwmonIsNoDataQuietly() throws {
-        #expect {
-            try collect(HwmonCollector.descriptor, roots: fixtureRoots("debian12"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(HwmonCollector.descriptor, roots: fixtureRoots("debian12"))
     }
 
     @Test func splitsSensorFileNamesAsNodeExportersRegex() {

@@ -96,11 +96,6 @@ import VigilCore
     }
 
     @Test func noIPVSModuleIsNoData() throws {
-        #expect {
-            try collect(IPVSCollector.descriptor, roots: fixtureRoots("debian12"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(IPVSCollector.descriptor, roots: fixtureRoots("debian12"))
     }
 }

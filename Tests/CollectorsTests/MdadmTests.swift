@@ -72,12 +72,7 @@ import VigilCore
     }
 
     @Test func noMDDriverIsNoData() throws {
-        #expect {
-            try collect(MdadmCollector.descriptor, roots: fixtureRoots("debian12"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(MdadmCollector.descriptor, roots: fixtureRoots("debian12"))
     }
 
     @Test func noArraysGiveNoSeries() throws {

@@ -43,11 +43,6 @@ import VigilCore
     }
 
     @Test func noNFSClientIsNoData() throws {
-        #expect {
-            try collect(NFSCollector.descriptor, roots: fixtureRoots("debian12"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(NFSCollector.descriptor, roots: fixtureRoots("debian12"))
     }
 }

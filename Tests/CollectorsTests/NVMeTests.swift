@@ -25,11 +25,6 @@ import VigilCore
     }
 
     @Test func noNVMeIsNoData() throws {
-        #expect {
-            try collect(NVMeCollector.descriptor, roots: fixtureRoots("debian12"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(NVMeCollector.descriptor, roots: fixtureRoots("debian12"))
     }
 }

@@ -56,12 +56,7 @@ import Foundation
     }
 
     @Test func noFileIsNoData() throws {
-        #expect {
-            try collect(OSReleaseCollector.descriptor, roots: fixtureRoots("hwmon-desktop"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(OSReleaseCollector.descriptor, roots: fixtureRoots("hwmon-desktop"))
     }
 
     @Test func versionAndSupportEnd() {

@@ -36,11 +36,6 @@ import VigilCore
     }
 
     @Test func noRAPLIsNoData() throws {
-        #expect {
-            try collect(RAPLCollector.descriptor, roots: fixtureRoots("debian12"))
-        } throws: { error in
-            if case CollectorError.noData = error { return true }
-            return false
-        }
+        expectNoData(RAPLCollector.descriptor, roots: fixtureRoots("debian12"))
     }
 }

@@ -64,6 +64,20 @@ func collect(
     try collect(makeCollector(descriptor, roots: roots, settings: overrides), roots: roots)
 }
 
+/// Expects a collector to report no data (its source missing on this host), as node_exporter's ErrNoData.
+func expectNoData(
+    _ descriptor: CollectorDescriptor,
+    roots: PathRoots,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(sourceLocation: sourceLocation) {
+        try collect(descriptor, roots: roots)
+    } throws: { error in
+        if case CollectorError.noData = error { return true }
+        return false
+    }
+}
+
 /// Builds a collector from its descriptor with some options set, as the agent would.
 func makeCollector(
     _ descriptor: CollectorDescriptor,
