@@ -59,6 +59,8 @@ import VigilCore
             "sys/block/md0/md/raid_disks": "2\n",
             "sys/block/md0/md/degraded": "0\n",
             "sys/block/md1/md/raid_disks": "two\n",
+            "sys/block/md4/md/raid_disks": "2\n",
+            "sys/block/md4/md/degraded": "?\n",
             // An md device not yet set up has no `md` directory.
             "sys/block/md9/size": "0\n",
             "sys/block/sda/size": "100\n",
@@ -67,7 +69,7 @@ import VigilCore
         let devices = collected[family: "node_md_blocks"]?.samples.map { $0[label: "device"]! }
         #expect(devices == ["md0", "md4"])
         #expect(collected.value("node_md_disks", ["device": "md4", "state": "active"]) == 1)
-        #expect(collected.failures.count == 4)  // md1, md2, md3 in mdstat; md1's raid_disks
+        #expect(collected.failures.count == 5)  // md1, md2, md3 in mdstat; md1's raid_disks, md4's degraded
         #expect(collected[family: "node_md_raid_disks"]?.samples.map { $0[label: "device"]! } == ["md0"])
     }
 

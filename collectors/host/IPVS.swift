@@ -51,26 +51,31 @@ struct IPVSCollector: Collector {
 
         let (backends, broken) = parseIPVSBackends(try context.reader.read(self.backends))
         for line in broken { context.recordFailure("\(self.backends.path): unexpected line \"\(line)\"") }
-        // Backends that differ only in labels left out are summed.
-        var sums: [[String]: (active: UInt64, inactive: UInt64, weight: UInt64)] = [:]
-        var order: [[String]] = []
+        // Backends that differ only in labels left out are summed, in the order first seen.
+        var series: [(labels: [(name: String, value: String)], active: UInt64, inactive: UInt64, weight: UInt64)] = []
+        var positions: [[String]: Int] = [:]
         for backend in backends {
             let key = self.labels.map { backend.label($0) }
-            if sums[key] == nil { order.append(key) }
-            sums[key, default: (0, 0, 0)].active += backend.activeConnections
-            sums[key, default: (0, 0, 0)].inactive += backend.inactiveConnections
-            sums[key, default: (0, 0, 0)].weight += backend.weight
+            let position: Int
+            if let known = positions[key] {
+                position = known
+            } else {
+                position = series.count
+                positions[key] = position
+                let labels = zip(self.labels, key).map { (name: $0, value: $1) }.sorted { $0.name < $1.name }
+                series.append((labels, 0, 0, 0))
+            }
+            series[position].active += backend.activeConnections
+            series[position].inactive += backend.inactiveConnections
+            series[position].weight += backend.weight
         }
-        guard !order.isEmpty else { return }
-        let labelled = { (key: [String]) in
-            zip(self.labels, key).map { (name: $0, value: $1) }.sorted { $0.name < $1.name }
-        }
+        guard !series.isEmpty else { return }
         writer.family(activeFamily)
-        for key in order { writer.sample(Double(sums[key]!.active), dynamicLabels: labelled(key)) }
+        for sum in series { writer.sample(Double(sum.active), dynamicLabels: sum.labels) }
         writer.family(inactiveFamily)
-        for key in order { writer.sample(Double(sums[key]!.inactive), dynamicLabels: labelled(key)) }
+        for sum in series { writer.sample(Double(sum.inactive), dynamicLabels: sum.labels) }
         writer.family(weightFamily)
-        for key in order { writer.sample(Double(sums[key]!.weight), dynamicLabels: labelled(key)) }
+        for sum in series { writer.sample(Double(sum.weight), dynamicLabels: sum.labels) }
     }
 }
 

@@ -46,14 +46,12 @@ struct MdadmCollector: Collector {
                     context.recordFailure("\(directory)/raid_disks does not hold a number")
                     continue
                 }
-                var degraded: UInt64 = 0
-                do {
-                    guard let value = try context.reader.readUInt64(directory + "/degraded") else {
-                        context.recordFailure("\(directory)/degraded does not hold a number")
-                        continue
-                    }
-                    degraded = value
-                } catch  where error.isNotFound {}
+                // nil when absent: an array without redundancy.
+                let text = try context.reader.readTrimmedIfReadable(directory + "/degraded")
+                guard let degraded = text.map({ $0.parseUInt64() }) ?? 0 else {
+                    context.recordFailure("\(directory)/degraded does not hold a number")
+                    continue
+                }
                 counts.append((device, disks, degraded))
             } catch {
                 context.recordFailure("\(error)")
