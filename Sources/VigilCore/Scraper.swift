@@ -373,8 +373,8 @@ public final class Scraper: Sendable {
     /// The pools buffers come from and go back to. A collector writes its families into one from
     /// `collectors`; a response gathers collectors' text for the compressor, a chunk of 64 KiB and more,
     /// in one from `response`. Kept apart, since buffers only grow: going round the collectors, the
-    /// response's would in time make every pooled buffer as large (`make bench-node`, 36 collectors: steady RSS
-    /// 14.9–15.1 MiB, 13.2 with the pools apart).
+    /// response's would in time make every pooled buffer as large (`make bench-node`, 36 collectors:
+    /// steady RSS 14.9–15.1 MiB, 13.2 with the pools apart).
     public enum BufferPool: Sendable {
         case collectors, response
     }
